@@ -1,0 +1,323 @@
+"""Optimizers: trajectories against hand-written Keras update rules, and torch.optim.
+
+The oracle below applies Keras 3's formulas per variable, in float64, with a
+plain loop over variables: written from the formulas, not from the flat code.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from lstm_fast import optimizers
+
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-6, np.float64: 1e-13}
+
+SLICES = [(0, 6), (6, 3), (9, 1)]  # three variables: a (2, 3) kernel, a bias, a scalar
+
+
+def _problem(seed=0, steps=6, n=10):
+    rng = np.random.default_rng(seed)
+    params = rng.normal(size=n)
+    grads = [rng.normal(scale=2.0, size=n) for _ in range(steps)]
+    return params, grads
+
+
+def _split(vec):
+    return [vec[o : o + s].copy() for o, s in SLICES]
+
+
+def _clip(gs, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    if clipnorm is not None:
+        return [g * clipnorm / max(np.sqrt(np.sum(g * g)), clipnorm) for g in gs]
+    if global_clipnorm is not None:
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in gs))
+        return [g * min(1.0, global_clipnorm / norm) for g in gs]
+    if clipvalue is not None:
+        return [np.clip(g, -clipvalue, clipvalue) for g in gs]
+    return gs
+
+
+def keras_oracle(kind, params, grad_list, lr, **kw):
+    """Run Keras's update rules per variable; returns the trajectory of params."""
+    ws = _split(params)
+    clip = {k: kw.pop(k) for k in ("clipnorm", "clipvalue", "global_clipnorm") if k in kw}
+    wd = kw.pop("weight_decay", None)
+    state = [dict() for _ in ws]
+    traj = []
+    for step, grad in enumerate(grad_list):
+        gs = _clip(_split(grad), **clip)
+        if wd is not None:
+            ws = [w - w * wd * lr for w in ws]
+        t = step + 1
+        for k, (w, g, st) in enumerate(zip(ws, gs, state)):
+            if kind == "sgd":
+                mom, nesterov = kw.get("momentum", 0.0), kw.get("nesterov", False)
+                if mom == 0:
+                    w = w - lr * g
+                else:
+                    m = st.get("m", np.zeros_like(w))
+                    m = m * mom - g * lr
+                    st["m"] = m
+                    w = w + (m * mom - g * lr if nesterov else m)
+            elif kind == "adam":
+                b1, b2 = kw.get("beta_1", 0.9), kw.get("beta_2", 0.999)
+                eps = kw.get("epsilon", 1e-7)
+                m = st.get("m", np.zeros_like(w))
+                v = st.get("v", np.zeros_like(w))
+                m = m + (g - m) * (1 - b1)
+                v = v + (g * g - v) * (1 - b2)
+                st["m"], st["v"] = m, v
+                if kw.get("amsgrad"):
+                    st["vhat"] = np.maximum(st.get("vhat", np.zeros_like(w)), v)
+                    v = st["vhat"]
+                alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+                w = w - m * alpha / (np.sqrt(v) + eps)
+            elif kind == "rmsprop":
+                rho, mom = kw.get("rho", 0.9), kw.get("momentum", 0.0)
+                eps, centered = kw.get("epsilon", 1e-7), kw.get("centered", False)
+                v = rho * st.get("v", np.zeros_like(w)) + (1 - rho) * g * g
+                st["v"] = v
+                if centered:
+                    a = rho * st.get("a", np.zeros_like(w)) + (1 - rho) * g
+                    st["a"] = a
+                    denom = v - a * a + eps
+                else:
+                    denom = v + eps
+                inc = lr * g / np.sqrt(denom)
+                if mom > 0:
+                    st["mom"] = mom * st.get("mom", np.zeros_like(w)) + inc
+                    w = w - st["mom"]
+                else:
+                    w = w - inc
+            elif kind == "adagrad":
+                acc = st.get("acc", np.full_like(w, kw.get("initial_accumulator_value", 0.1)))
+                acc = acc + g * g
+                st["acc"] = acc
+                w = w - lr * g / np.sqrt(acc + kw.get("epsilon", 1e-7))
+            ws[k] = w
+        traj.append(np.concatenate(ws))
+    return traj
+
+
+CASES = [
+    ("sgd", optimizers.SGD, {}),
+    ("sgd", optimizers.SGD, {"learning_rate": 0.1, "momentum": 0.9}),
+    ("sgd", optimizers.SGD, {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("adam", optimizers.Adam, {}),
+    ("adam", optimizers.Adam, {"learning_rate": 0.01, "beta_1": 0.8, "amsgrad": True}),
+    ("adam", optimizers.AdamW, {"weight_decay": 0.004}),
+    ("adam", optimizers.AdamW, {"learning_rate": 0.05, "weight_decay": 0.1}),
+    ("rmsprop", optimizers.RMSprop, {}),
+    ("rmsprop", optimizers.RMSprop, {"momentum": 0.5, "centered": True, "rho": 0.8}),
+    ("rmsprop", optimizers.RMSprop, {"momentum": 0.3}),
+    ("adagrad", optimizers.Adagrad, {}),
+    ("adagrad", optimizers.Adagrad, {"learning_rate": 0.1, "initial_accumulator_value": 0.5}),
+    ("adam", optimizers.Adam, {"clipnorm": 1.0}),
+    ("sgd", optimizers.SGD, {"clipvalue": 0.5, "momentum": 0.5}),
+    ("adam", optimizers.Adam, {"global_clipnorm": 1.5}),
+    ("sgd", optimizers.SGD, {"weight_decay": 0.2, "learning_rate": 0.1}),
+]
+
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "rmsprop": 0.001, "adagrad": 0.001}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,cls,kwargs", CASES)
+def test_trajectory_matches_keras_rules(kind, cls, kwargs, dtype):
+    params0, grads = _problem(steps=6)
+    opt = cls(**kwargs)
+    opt.build(SLICES, dtype)
+    params = params0.astype(dtype)
+    oracle_kw = {k: v for k, v in kwargs.items() if k != "learning_rate"}
+    lr = kwargs.get("learning_rate", DEFAULT_LR[kind])
+    expected = keras_oracle(kind, params0, grads, lr, **oracle_kw)
+    for step, g in enumerate(grads):
+        opt.apply(params, g.astype(dtype))
+        np.testing.assert_allclose(
+            params, expected[step], rtol=RTOL[dtype], atol=ATOL[dtype], err_msg=f"step {step}"
+        )
+    assert opt.iterations == len(grads)
+
+
+def test_adam_first_step_golden():
+    # at step 1, m = 0.1 g, v = 0.001 g^2, alpha = lr sqrt(0.001) / 0.1, so the
+    # update is lr * g / (|g| + eps / sqrt(0.001)) ~= lr * sign(g)
+    opt = optimizers.Adam()
+    opt.build([(0, 2)], np.float64)
+    p = np.array([1.0, -1.0])
+    opt.apply(p, np.array([2.0, -0.5]))
+    eps_eff = 1e-7 / math.sqrt(0.001)
+    np.testing.assert_allclose(
+        p, [1.0 - 1e-3 * 2 / (2 + eps_eff), -1.0 + 1e-3 * 0.5 / (0.5 + eps_eff)], rtol=1e-14
+    )
+
+
+def test_defaults_are_keras():
+    adam = optimizers.get("Adam")
+    assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (1e-3, 0.9, 0.999, 1e-7)
+    assert optimizers.get("sgd").learning_rate == 0.01
+    assert optimizers.get("adamw").weight_decay == 0.004
+    rms = optimizers.get("RMSPROP")
+    assert (rms.learning_rate, rms.rho, rms.momentum, rms.epsilon) == (1e-3, 0.9, 0.0, 1e-7)
+    ada = optimizers.get("adagrad")
+    assert (ada.learning_rate, ada.initial_accumulator_value, ada.epsilon) == (1e-3, 0.1, 1e-7)
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError, match="adam.*sgd"):
+        optimizers.get("adamax_typo")
+
+
+def test_only_one_clip_argument():
+    with pytest.raises(ValueError, match="Only one of"):
+        optimizers.SGD(clipnorm=1.0, clipvalue=1.0)
+
+
+def test_unknown_kwarg_rejected():
+    with pytest.raises(ValueError, match="not recognized"):
+        optimizers.Adam(lrate=0.1)
+
+
+def test_learning_rate_settable_between_steps():
+    opt = optimizers.SGD(learning_rate=0.1)
+    opt.build([(0, 1)], np.float64)
+    p = np.zeros(1)
+    opt.apply(p, np.ones(1))
+    opt.learning_rate = 0.5
+    opt.apply(p, np.ones(1))
+    np.testing.assert_allclose(p, [-0.6], rtol=1e-15)
+
+
+def test_callable_learning_rate_gets_the_step():
+    opt = optimizers.SGD(learning_rate=lambda step: 0.1 * (step + 1))
+    opt.build([(0, 1)], np.float64)
+    p = np.zeros(1)
+    opt.apply(p, np.ones(1))
+    opt.apply(p, np.ones(1))
+    np.testing.assert_allclose(p, [-0.3], rtol=1e-15)
+
+
+def test_params_updated_in_place_and_grads_untouched():
+    opt = optimizers.Adam(clipnorm=0.1)
+    opt.build(SLICES, np.float32)
+    params = np.ones(10, np.float32)
+    grads = np.arange(10, dtype=np.float32)
+    before = grads.copy()
+    ref = params
+    opt.apply(params, grads)
+    assert ref is params and not np.all(params == 1)
+    np.testing.assert_array_equal(grads, before)
+
+
+def test_non_contiguous_slices_leave_gaps_untouched():
+    # variables at [0, 3) and [5, 8): elements 3, 4 and 8, 9 are not trained
+    opt = optimizers.SGD(learning_rate=1.0)
+    opt.build([(5, 3), (0, 3)], np.float64)
+    params = np.zeros(10)
+    opt.apply(params, np.ones(10))
+    np.testing.assert_array_equal(params, [-1, -1, -1, 0, 0, -1, -1, -1, 0, 0])
+
+
+def test_variables_round_trip_bit_exact():
+    params0, grads = _problem()
+    a = optimizers.RMSprop(momentum=0.5, centered=True)
+    a.build(SLICES, np.float32)
+    pa = params0.astype(np.float32)
+    for g in grads[:3]:
+        a.apply(pa, g.astype(np.float32))
+    state = a.variables()
+    assert set(state) == {"iterations", "velocity", "momentum", "average_gradient"}
+    b = optimizers.get(optimizers.serialize(a))
+    b.set_variables(state)  # before build: kept until build
+    b.build(SLICES, np.float32)
+    assert b.iterations == 3
+    pb = pa.copy()
+    for g in grads[3:]:
+        a.apply(pa, g.astype(np.float32))
+        b.apply(pb, g.astype(np.float32))
+    np.testing.assert_array_equal(pa, pb)
+
+
+def test_set_variables_rejects_mismatch():
+    opt = optimizers.Adam()
+    opt.build(SLICES, np.float64)
+    with pytest.raises(ValueError, match="state"):
+        opt.set_variables({"iterations": np.array(1), "momentum": np.zeros(10)})
+    with pytest.raises(ValueError, match="shape"):
+        opt.set_variables(
+            {"iterations": np.array(1), "momentum": np.zeros(3), "velocity": np.zeros(3)}
+        )
+
+
+def test_config_round_trip():
+    for opt in [
+        optimizers.SGD(0.2, momentum=0.3, nesterov=True, clipvalue=2.0),
+        optimizers.AdamW(weight_decay=0.01, amsgrad=True, global_clipnorm=1.0),
+        optimizers.RMSprop(centered=True),
+        optimizers.Adagrad(initial_accumulator_value=0.3),
+    ]:
+        clone = optimizers.get(optimizers.serialize(opt))
+        assert type(clone) is type(opt)
+        assert clone.get_config() == opt.get_config()
+
+
+def test_exclude_from_weight_decay_by_name():
+    opt = optimizers.AdamW(learning_rate=0.1, weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    opt.build([(0, 2), (2, 2)], np.float64, var_names=["dense/kernel", "dense/bias"])
+    p = np.ones(4)
+    opt.apply(p, np.zeros(4))  # zero gradient: only the decay moves the weights
+    np.testing.assert_allclose(p, [0.95, 0.95, 1.0, 1.0], rtol=1e-15)
+
+
+# ---------------------------------------------------------------- torch.optim
+
+TORCH_CASES = [
+    (optimizers.SGD, {"learning_rate": 0.1, "momentum": 0.9}, "SGD", {"lr": 0.1, "momentum": 0.9}),
+    (
+        optimizers.SGD,
+        {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+    ),
+    # torch adds epsilon after the bias correction, Keras before: equal when epsilon = 0
+    (optimizers.Adam, {"epsilon": 0.0}, "Adam", {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 0.0}),
+    (
+        optimizers.AdamW,
+        {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 0.0},
+        "AdamW",
+        {"lr": 0.01, "weight_decay": 0.1, "eps": 0.0},
+    ),
+    (
+        optimizers.RMSprop,
+        {"momentum": 0.5, "centered": True, "epsilon": 0.0},
+        "RMSprop",
+        {"lr": 1e-3, "alpha": 0.9, "momentum": 0.5, "centered": True, "eps": 0.0},
+    ),
+    (
+        optimizers.Adagrad,
+        {"epsilon": 0.0},
+        "Adagrad",
+        {"lr": 1e-3, "initial_accumulator_value": 0.1, "eps": 0.0},
+    ),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,torch_name,torch_kwargs", TORCH_CASES)
+def test_matches_torch_optim(cls, kwargs, torch_name, torch_kwargs):
+    torch = pytest.importorskip("torch", reason="torch not installed: torch.optim comparison")
+    params0, grads = _problem(seed=3, steps=8)
+    opt = cls(**kwargs)
+    opt.build(SLICES, np.float64)
+    params = params0.copy()
+    tparams = [torch.tensor(params0[o : o + s].copy(), requires_grad=True) for o, s in SLICES]
+    topt = getattr(torch.optim, torch_name)(tparams, **torch_kwargs)
+    for g in grads:
+        opt.apply(params, g)
+        for tp, (o, s) in zip(tparams, SLICES):
+            tp.grad = torch.tensor(g[o : o + s].copy())
+        topt.step()
+        expected = np.concatenate([tp.detach().numpy() for tp in tparams])
+        np.testing.assert_allclose(params, expected, rtol=1e-10, atol=1e-12)
