@@ -198,7 +198,7 @@ def test_gradient_matches_finite_differences(name, kwargs):
         sw = w if use_weight else None
         value, grad = loss.value_and_gradient(t, p, sample_weight=sw)
         assert value == pytest.approx(loss(t, p, sample_weight=sw), rel=1e-14)
-        expected = numeric_grad(lambda q: loss(t, q, sample_weight=sw), p.copy())
+        expected = numeric_grad(lambda q, t=t, sw=sw: loss(t, q, sample_weight=sw), p.copy())
         np.testing.assert_allclose(grad, expected, rtol=FD_RTOL, atol=FD_ATOL)
 
 
