@@ -1,0 +1,502 @@
+"""Moving LSTM weights between lstm_fast, Keras, PyTorch and ONNX layouts.
+
+lstm_fast uses Keras's layout: ``kernel`` (I, 4H), ``recurrent_kernel`` (H, 4H)
+and one ``bias`` (4H,), gate blocks in the order i, f, c (the cell candidate
+g), o. So a Keras model's ``get_weights()`` list is ours as it is.
+
+PyTorch's ``nn.LSTM`` stores ``weight_ih_l{k}`` (4H, I) = kernel.T,
+``weight_hh_l{k}`` (4H, H) = recurrent_kernel.T, and two biases whose sum is
+our bias; its gate order i, f, g, o is the same. Exporting puts the whole bias
+in ``bias_ih`` and zeros in ``bias_hh`` (the sum is exact).
+
+The ONNX ``LSTM`` operator takes W (dirs, 4H, I) and R (dirs, 4H, H) in gate
+order i, o, f, c, B (dirs, 8H) = [Wb, Rb], and X (T, B, I) (layout 0).
+
+Array functions come first (`lstm_weights_from_torch`, `lstm_weights_to_torch`,
+`lstm_weights_to_onnx`, ...), then layer and model helpers (`load_torch_lstm`,
+`export_torch_lstm`, `load_keras_weights`, `export_onnx`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = [
+    "export_onnx",
+    "export_torch_lstm",
+    "load_keras_weights",
+    "load_torch_lstm",
+    "lstm_weights_from_keras",
+    "lstm_weights_from_onnx",
+    "lstm_weights_from_torch",
+    "lstm_weights_to_keras",
+    "lstm_weights_to_onnx",
+    "lstm_weights_to_torch",
+]
+
+
+def _to_numpy(value, name):
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"Expected a numeric array for {name}. Received: dtype={array.dtype}")
+    return array
+
+
+def _check_lstm_shapes(kernel, recurrent_kernel, bias):
+    if kernel.ndim != 2 or kernel.shape[1] % 4:
+        raise ValueError(f"Expected kernel of shape (I, 4H). Received: kernel.shape={kernel.shape}")
+    H = kernel.shape[1] // 4
+    if recurrent_kernel.shape != (H, 4 * H):
+        raise ValueError(
+            f"Expected recurrent_kernel of shape {(H, 4 * H)} (from kernel.shape={kernel.shape}). "
+            f"Received: recurrent_kernel.shape={recurrent_kernel.shape}"
+        )
+    if bias is not None and bias.shape != (4 * H,):
+        raise ValueError(f"Expected bias of shape {(4 * H,)}. Received: bias.shape={bias.shape}")
+    return H
+
+
+# ------------------------------------------------------------------- Keras
+
+
+def lstm_weights_from_keras(weights):
+    """``(kernel, recurrent_kernel, bias)`` from a Keras LSTM's ``get_weights()`` list.
+
+    The layout is the same as lstm_fast's; this checks the shapes (and accepts
+    a list of two arrays for ``use_bias=False``, returning bias None).
+    """
+    weights = [_to_numpy(w, "weights") for w in weights]
+    if len(weights) not in (2, 3):
+        raise ValueError(
+            "Expected [kernel, recurrent_kernel, bias] (or without bias). "
+            f"Received: a list of {len(weights)} arrays"
+        )
+    kernel, recurrent_kernel = weights[0], weights[1]
+    bias = weights[2] if len(weights) == 3 else None
+    _check_lstm_shapes(kernel, recurrent_kernel, bias)
+    return kernel, recurrent_kernel, bias
+
+
+def lstm_weights_to_keras(kernel, recurrent_kernel, bias=None):
+    """The ``get_weights()`` list of a Keras LSTM: ``[kernel, recurrent_kernel, bias]``."""
+    kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
+    bias = None if bias is None else _to_numpy(bias, "bias")
+    _check_lstm_shapes(kernel, recurrent_kernel, bias)
+    out = [kernel.copy(), recurrent_kernel.copy()]
+    return out if bias is None else [*out, bias.copy()]
+
+
+def load_keras_weights(model, weights):
+    """Set a model's weights from a Keras model's ``get_weights()`` list.
+
+    lstm_fast layers use Keras's layouts and order, so this is ``set_weights``
+    with a check of every shape against the model's.
+
+    Args:
+        model: a built lstm_fast model (or layer) of the same architecture.
+        weights: list of arrays, e.g. ``keras_model.get_weights()``.
+    """
+    weights = [_to_numpy(w, "weights") for w in weights]
+    current = model.get_weights()
+    if len(weights) != len(current):
+        raise ValueError(
+            f"Expected {len(current)} weight arrays (the model's get_weights()). "
+            f"Received: {len(weights)} arrays"
+        )
+    for k, (w, c) in enumerate(zip(weights, current)):
+        if w.shape != c.shape:
+            raise ValueError(
+                f"Expected weight {k} of shape {c.shape}. Received: shape={w.shape} "
+                "(is the architecture the same as the Keras model's?)"
+            )
+    model.set_weights(weights)
+
+
+# ----------------------------------------------------------------- PyTorch
+
+
+def lstm_weights_from_torch(state_dict, layer=0, reverse=False, dtype=None):
+    """``(kernel, recurrent_kernel, bias)`` in Keras layout from an ``nn.LSTM`` state dict.
+
+    Args:
+        state_dict: ``torch_lstm.state_dict()`` (tensors or arrays).
+        layer: which stacked layer (``_l{layer}``).
+        reverse: the reverse direction of a bidirectional LSTM (``_reverse``).
+        dtype: optional dtype of the returned arrays (default: the tensors').
+
+    Returns:
+        kernel (I, 4H) = weight_ih.T, recurrent_kernel (H, 4H) = weight_hh.T,
+        bias (4H,) = bias_ih + bias_hh (None when the LSTM has no bias).
+    """
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    keys = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
+    missing = [k for k in keys if k not in state_dict]
+    if missing:
+        raise ValueError(
+            f"Expected the keys {keys} in the state dict. Received keys: {sorted(state_dict)}"
+        )
+    if f"weight_hr{suffix}" in state_dict:
+        raise NotImplementedError("nn.LSTM with proj_size > 0 has no Keras equivalent.")
+    w_ih = _to_numpy(state_dict[keys[0]], keys[0])
+    w_hh = _to_numpy(state_dict[keys[1]], keys[1])
+    dtype = np.dtype(dtype) if dtype is not None else w_ih.dtype
+    kernel = np.ascontiguousarray(w_ih.T, dtype=dtype)
+    recurrent_kernel = np.ascontiguousarray(w_hh.T, dtype=dtype)
+    bias = None
+    if f"bias_ih{suffix}" in state_dict:
+        # sum in float64 so float32 results are the correctly rounded sum
+        b = _to_numpy(state_dict[f"bias_ih{suffix}"], "bias_ih").astype(np.float64)
+        b = b + _to_numpy(state_dict[f"bias_hh{suffix}"], "bias_hh").astype(np.float64)
+        bias = b.astype(dtype)
+    _check_lstm_shapes(kernel, recurrent_kernel, bias)
+    return kernel, recurrent_kernel, bias
+
+
+def lstm_weights_to_torch(kernel, recurrent_kernel, bias=None, layer=0, reverse=False, torch=None):
+    """An ``nn.LSTM`` state dict (one layer, one direction) from Keras-layout weights.
+
+    Args:
+        kernel, recurrent_kernel, bias: Keras layout (bias may be None).
+        layer, reverse: the key suffix (``_l{layer}``, ``_reverse``).
+        torch: the ``torch`` module to get tensors (default: NumPy arrays).
+
+    Returns:
+        dict with ``weight_ih_l{k}`` = kernel.T, ``weight_hh_l{k}`` =
+        recurrent_kernel.T, and (with a bias) ``bias_ih_l{k}`` = bias,
+        ``bias_hh_l{k}`` = zeros.
+    """
+    kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
+    bias = None if bias is None else _to_numpy(bias, "bias")
+    _check_lstm_shapes(kernel, recurrent_kernel, bias)
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    out = {
+        f"weight_ih{suffix}": np.ascontiguousarray(kernel.T),
+        f"weight_hh{suffix}": np.ascontiguousarray(recurrent_kernel.T),
+    }
+    if bias is not None:
+        out[f"bias_ih{suffix}"] = bias.copy()
+        out[f"bias_hh{suffix}"] = np.zeros_like(bias)
+    if torch is not None:
+        out = {k: torch.from_numpy(v) for k, v in out.items()}
+    return out
+
+
+def _lstm_layers(layer):
+    """[(lstm layer, reverse?)] of an LSTM or a Bidirectional(LSTM)."""
+    from .layers import LSTM, Bidirectional
+
+    if isinstance(layer, Bidirectional):
+        return [(layer.forward_layer, False), (layer.backward_layer, True)]
+    if isinstance(layer, LSTM):
+        return [(layer, False)]
+    raise TypeError(
+        f"Expected an lstm_fast LSTM or Bidirectional(LSTM) layer. Received: {type(layer).__name__}"
+    )
+
+
+def load_torch_lstm(model_layer, torch_lstm, layer=0):
+    """Copy the weights of a PyTorch ``nn.LSTM`` into an lstm_fast LSTM layer.
+
+    Args:
+        model_layer: an lstm_fast `LSTM` (or `Bidirectional` around one, for a
+            bidirectional ``nn.LSTM``); built on the torch input size if needed.
+        torch_lstm: an ``nn.LSTM`` module, or its state dict.
+        layer: which of the stacked torch layers to copy.
+    """
+    state = torch_lstm.state_dict() if hasattr(torch_lstm, "state_dict") else torch_lstm
+    if getattr(torch_lstm, "proj_size", 0):
+        raise NotImplementedError("nn.LSTM with proj_size > 0 has no Keras equivalent.")
+    targets = _lstm_layers(model_layer)
+    for lstm, reverse in targets:
+        kernel, recurrent_kernel, bias = lstm_weights_from_torch(
+            state, layer=layer, reverse=reverse
+        )
+        if recurrent_kernel.shape[0] != lstm.units:
+            raise ValueError(
+                f"Expected a torch LSTM with hidden_size={lstm.units} for layer '{lstm.name}'. "
+                f"Received: hidden_size={recurrent_kernel.shape[0]}"
+            )
+        if not lstm.built:
+            lstm.build((None, None, kernel.shape[0]))
+        if not lstm.use_bias:
+            if bias is not None and np.any(bias):
+                raise ValueError(
+                    f"Layer '{lstm.name}' has use_bias=False but the torch LSTM has a nonzero bias."
+                )
+            lstm.set_weights([kernel, recurrent_kernel])
+        else:
+            if bias is None:
+                bias = np.zeros(4 * lstm.units, kernel.dtype)
+            lstm.set_weights([kernel, recurrent_kernel, bias])
+    if len(targets) == 2 and getattr(model_layer, "built", True) is False:
+        model_layer.built = True
+
+
+def export_torch_lstm(model_layer, torch_lstm=None, layer=0):
+    """The weights of an lstm_fast LSTM as an ``nn.LSTM`` state dict.
+
+    Args:
+        model_layer: a built `LSTM` (or `Bidirectional` around one).
+        torch_lstm: optional ``nn.LSTM`` to load them into (its other layers
+            are left as they are); tensors keep the torch module's dtype.
+        layer: the stacked-layer index of the keys.
+
+    Returns:
+        The state dict (NumPy arrays; torch tensors when ``torch_lstm`` is given).
+    """
+    out = {}
+    for lstm, reverse in _lstm_layers(model_layer):
+        if not lstm.built:
+            raise ValueError(f"Layer '{lstm.name}' is not built: it has no weights to export.")
+        bias = lstm.bias if lstm.use_bias else None
+        out.update(lstm_weights_to_torch(lstm.kernel, lstm.recurrent_kernel, bias, layer, reverse))
+    if torch_lstm is not None:
+        import torch
+
+        current = torch_lstm.state_dict()
+        missing = [k for k in out if k not in current]
+        if missing:
+            raise ValueError(
+                f"The torch LSTM has no parameters {missing} (bias=False? wrong num_layers or "
+                "bidirectional?)"
+            )
+        tensors = {}
+        for key, value in out.items():
+            if current[key].shape != value.shape:
+                raise ValueError(
+                    f"Expected torch parameter {key} of shape {tuple(value.shape)}. "
+                    f"Received: {tuple(current[key].shape)}"
+                )
+            tensors[key] = torch.from_numpy(value).to(current[key].dtype)
+        current.update(tensors)
+        torch_lstm.load_state_dict(current)
+        return tensors
+    return out
+
+
+# -------------------------------------------------------------------- ONNX
+
+# gate blocks: lstm_fast/Keras i, f, c, o -> ONNX i, o, f, c
+_ONNX_ORDER = (0, 3, 1, 2)
+
+
+def _reorder_gates(array, H, axis):
+    blocks = [np.take(array, np.arange(k * H, (k + 1) * H), axis=axis) for k in _ONNX_ORDER]
+    return np.concatenate(blocks, axis=axis)
+
+
+def lstm_weights_to_onnx(kernel, recurrent_kernel, bias=None):
+    """ONNX LSTM inputs W (1, 4H, I), R (1, 4H, H), B (1, 8H) from Keras-layout weights."""
+    kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
+    bias = None if bias is None else _to_numpy(bias, "bias")
+    H = _check_lstm_shapes(kernel, recurrent_kernel, bias)
+    W = _reorder_gates(kernel.T, H, axis=0)[None]
+    R = _reorder_gates(recurrent_kernel.T, H, axis=0)[None]
+    wb = np.zeros(4 * H, kernel.dtype) if bias is None else _reorder_gates(bias, H, axis=0)
+    B = np.concatenate([wb, np.zeros(4 * H, kernel.dtype)])[None]
+    return np.ascontiguousarray(W), np.ascontiguousarray(R), np.ascontiguousarray(B)
+
+
+def lstm_weights_from_onnx(W, R, B=None, direction=0):
+    """Keras-layout ``(kernel, recurrent_kernel, bias)`` from ONNX LSTM inputs W, R, B."""
+    W, R = _to_numpy(W, "W")[direction], _to_numpy(R, "R")[direction]
+    H = R.shape[1]
+    inverse = np.argsort(_ONNX_ORDER)
+    blocks_w = [W[k * H : (k + 1) * H] for k in range(4)]
+    blocks_r = [R[k * H : (k + 1) * H] for k in range(4)]
+    kernel = np.concatenate([blocks_w[k] for k in inverse], axis=0).T.copy()
+    recurrent_kernel = np.concatenate([blocks_r[k] for k in inverse], axis=0).T.copy()
+    bias = None
+    if B is not None:
+        b = _to_numpy(B, "B")[direction]
+        b = b[: 4 * H] + b[4 * H :]
+        bias = np.concatenate([b[k * H : (k + 1) * H] for k in inverse])
+    return kernel, recurrent_kernel, bias
+
+
+_ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
+
+
+def _activation_name(activation):
+    if activation is None:
+        return "linear"
+    name = getattr(activation, "name", None) or getattr(activation, "__name__", None)
+    return str(name if name is not None else activation)
+
+
+def export_onnx(model, path, opset=17):
+    """Export a trained Sequential (LSTM layers, Dense, Dropout) to an ONNX file.
+
+    The graph takes ``input`` (batch, time, features) float32 and gives the
+    model's prediction, using the standard ONNX ``LSTM`` operator (inference
+    only; dynamic batch and time sizes). Needs the ``onnx`` package.
+
+    Supported layers: `LSTM` (no masking, no go_backwards, not stateful,
+    return_state False), `Dense` with activation linear/relu/sigmoid/tanh/softmax,
+    `Dropout` (identity at inference), `InputLayer`.
+
+    Args:
+        model: a built `Sequential`.
+        path: destination ``.onnx`` file (written atomically).
+        opset: ONNX opset version (default 17).
+
+    Returns:
+        The ``onnx.ModelProto``.
+    """
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise ImportError(
+            "ONNX export needs the optional 'onnx' package. Install it with: pip install onnx "
+            "(and onnxruntime to run the exported model)."
+        ) from None
+    from .layers import LSTM, Dense, Dropout, InputLayer
+
+    layers = list(getattr(model, "layers", []))
+    if not layers or not getattr(model, "built", False):
+        raise ValueError("Expected a built Sequential model with layers (call it on data first).")
+
+    nodes, initializers = [], []
+    first = next(layer for layer in layers if not isinstance(layer, (InputLayer, Dropout)))
+    if not isinstance(first, LSTM):
+        raise NotImplementedError(
+            f"ONNX export expects the first layer to be an LSTM. Received: {type(first).__name__}"
+        )
+    n_features = first.kernel.shape[0]
+    current, time_major = "input", False
+    rank = 3
+
+    def fresh(base, _count=[0]):  # noqa: B006 - a counter shared by the calls of one export
+        _count[0] += 1
+        return f"{base}_{_count[0]}"
+
+    def const(name, array):
+        initializers.append(numpy_helper.from_array(np.asarray(array), name=name))
+        return name
+
+    for layer in layers:
+        if isinstance(layer, (InputLayer, Dropout)):
+            continue
+        if isinstance(layer, LSTM):
+            if rank != 3:
+                raise NotImplementedError(
+                    "An LSTM after a layer with 2-D output cannot be exported."
+                )
+            for flag in ("go_backwards", "stateful", "return_state"):
+                if getattr(layer, flag):
+                    raise NotImplementedError(f"ONNX export does not support LSTM({flag}=True).")
+            if not time_major:
+                out = fresh("time_major")
+                nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
+                current, time_major = out, True
+            bias = layer.bias if layer.use_bias else None
+            W, R, B = lstm_weights_to_onnx(layer.kernel, layer.recurrent_kernel, bias)
+            prefix = layer.name
+            w = const(f"{prefix}_W", W.astype(np.float32))
+            r = const(f"{prefix}_R", R.astype(np.float32))
+            b = const(f"{prefix}_B", B.astype(np.float32))
+            y, y_h = fresh(f"{prefix}_Y"), fresh(f"{prefix}_Y_h")
+            nodes.append(
+                helper.make_node(
+                    "LSTM",
+                    [current, w, r, b],
+                    [y, y_h],
+                    hidden_size=layer.units,
+                    direction="forward",
+                    name=prefix,
+                )
+            )
+            axes = const(fresh("axes"), np.array([1 if layer.return_sequences else 0], np.int64))
+            out = fresh(f"{prefix}_out")
+            # Y (T, 1, B, H) -> (T, B, H); Y_h (1, B, H) -> (B, H)
+            source = y if layer.return_sequences else y_h
+            nodes.append(helper.make_node("Squeeze", [source, axes], [out]))
+            current = out
+            if not layer.return_sequences:
+                time_major, rank = False, 2
+        elif isinstance(layer, Dense):
+            if time_major:
+                out = fresh("batch_major")
+                nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
+                current, time_major = out, False
+            kernel = const(f"{layer.name}_kernel", np.asarray(layer.kernel, np.float32))
+            out = fresh(f"{layer.name}_matmul")
+            nodes.append(helper.make_node("MatMul", [current, kernel], [out]))
+            current = out
+            if getattr(layer, "use_bias", True) and getattr(layer, "bias", None) is not None:
+                bias = const(f"{layer.name}_bias", np.asarray(layer.bias, np.float32))
+                out = fresh(f"{layer.name}_add")
+                nodes.append(helper.make_node("Add", [current, bias], [out]))
+                current = out
+            act = _activation_name(layer.activation)
+            if act != "linear":
+                if act not in _ONNX_ACTIVATIONS:
+                    raise NotImplementedError(
+                        f"ONNX export supports Dense activations linear, "
+                        f"{', '.join(_ONNX_ACTIVATIONS)}. Received: activation={act!r}"
+                    )
+                out = fresh(f"{layer.name}_{act}")
+                kwargs = {"axis": -1} if act == "softmax" else {}
+                nodes.append(helper.make_node(_ONNX_ACTIVATIONS[act], [current], [out], **kwargs))
+                current = out
+        else:
+            raise NotImplementedError(
+                f"ONNX export does not support layer {type(layer).__name__} ('{layer.name}')."
+            )
+    if time_major:
+        out = fresh("batch_major")
+        nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
+        current = out
+    nodes.append(helper.make_node("Identity", [current], ["output"]))
+    out_dim = _last_units(layers)
+    out_shape = ["batch", "time", out_dim] if rank == 3 else ["batch", out_dim]
+    graph = helper.make_graph(
+        nodes,
+        "lstm_fast_model",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "time", n_features])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
+        initializer=initializers,
+    )
+    onnx_model = helper.make_model(
+        graph,
+        producer_name="lstm_fast",
+        opset_imports=[helper.make_operatorsetid("", int(opset))],
+    )
+    onnx.checker.check_model(onnx_model)
+    _write_bytes_atomic(path, onnx_model.SerializeToString())
+    return onnx_model
+
+
+def _last_units(layers):
+    from .layers import LSTM, Dense
+
+    for layer in reversed(layers):
+        if isinstance(layer, LSTM):
+            return layer.units
+        if isinstance(layer, Dense):
+            return layer.units
+    return None
+
+
+def _write_bytes_atomic(path, data):
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
