@@ -29,6 +29,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -49,7 +50,7 @@ def _npy_bytes(array):
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Only numeric arrays can be saved. Received: dtype={array.dtype}")
-    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    little = np.array(array, dtype=array.dtype.newbyteorder("<"), order="C")
     buf = io.BytesIO()
     np.save(buf, little, allow_pickle=False)
     return buf.getvalue()
@@ -268,23 +269,28 @@ def _compile_config(model):
                 "Save with include_optimizer=False, or save_weights."
             )
         config["loss"] = losses.serialize(loss_obj)
-    config["metrics"] = _metric_identifiers(model, metrics)
+    config["metrics"] = _metric_configs(getattr(model, "compiled_metrics", None), metrics)
+    config["weighted_metrics"] = _metric_configs(
+        getattr(model, "_compiled_weighted_metrics", None), metrics
+    )
     return config
 
 
-def _metric_identifiers(model, metrics_module):
-    identifiers = getattr(model, "_compile_metrics", None)
-    if identifiers is None:
-        identifiers = getattr(model, "compiled_metrics_identifiers", None)
-    if identifiers is None:
-        return []
+def _metric_configs(metric_objects, metrics_module):
+    """Serializable identifiers of compiled metrics (user functions cannot be stored)."""
     out = []
-    for m in identifiers:
+    for m in metric_objects or []:
         if isinstance(m, str):
             out.append(m)
+        elif isinstance(m, metrics_module.AutoAccuracy):
+            out.append(m.name)  # 'accuracy' or 'acc': resolved again by shapes
         elif isinstance(m, metrics_module.Metric) and type(m).__name__ in metrics_module._CLASSES:
             out.append({"class_name": type(m).__name__, "config": m.get_config()})
-        # user functions and unknown metric objects cannot be stored; they are dropped
+        else:
+            warnings.warn(
+                f"The metric {getattr(m, 'name', m)!r} is not serializable and is not saved.",
+                stacklevel=3,
+            )
     return out
 
 
@@ -408,8 +414,17 @@ def _compile_from_config(model, config, state, path):
     loss = config.get("loss")
     if isinstance(loss, dict):
         loss = losses.deserialize(loss)
-    metric_list = [metrics.get(m) if isinstance(m, dict) else m for m in config.get("metrics", [])]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metric_list or None)
+
+    def metric_list(key):
+        values = [metrics.get(m) if isinstance(m, dict) else m for m in config.get(key) or []]
+        return values or None
+
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metric_list("metrics"),
+        weighted_metrics=metric_list("weighted_metrics"),
+    )
     if state is not None and getattr(optimizer, "_pending_state", None) is not None:
         _build_optimizer_for(model, optimizer)
     if state is not None and optimizer.built and optimizer.iterations != int(state["iterations"]):
