@@ -212,6 +212,9 @@ def load_torch_lstm(model_layer, torch_lstm, layer=0):
     if getattr(torch_lstm, "proj_size", 0):
         raise NotImplementedError("nn.LSTM with proj_size > 0 has no Keras equivalent.")
     targets = _lstm_layers(model_layer)
+    key = f"weight_ih_l{layer}"
+    if not model_layer.built and key in state:
+        model_layer.build((None, None, int(state[key].shape[1])))
     for lstm, reverse in targets:
         kernel, recurrent_kernel, bias = lstm_weights_from_torch(
             state, layer=layer, reverse=reverse
@@ -233,8 +236,6 @@ def load_torch_lstm(model_layer, torch_lstm, layer=0):
             if bias is None:
                 bias = np.zeros(4 * lstm.units, kernel.dtype)
             lstm.set_weights([kernel, recurrent_kernel, bias])
-    if len(targets) == 2 and getattr(model_layer, "built", True) is False:
-        model_layer.built = True
 
 
 def export_torch_lstm(model_layer, torch_lstm=None, layer=0):
