@@ -313,7 +313,8 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if reduction not in _REDUCTIONS:
             raise ValueError(
-                f"Invalid reduction. Expected one of {_REDUCTIONS}. Received: reduction={reduction!r}"
+                f"Invalid reduction. Expected one of {_REDUCTIONS}. "
+                f"Received: reduction={reduction!r}"
             )
         self.name = name or type(self).__name__.lower()
         self.reduction = "sum_over_batch_size" if reduction == "mean" else reduction

@@ -45,7 +45,9 @@ def _check_positive_or_none(name, value):
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected `{name}` to be a float or None. Received: {name}={value!r}")
+        raise ValueError(
+            f"Expected `{name}` to be a float or None. Received: {name}={value!r}"
+        ) from None
     if not value > 0:
         raise ValueError(f"Expected `{name}` to be > 0. Received: {name}={value}")
     return value
@@ -91,7 +93,9 @@ class Optimizer:
         **kwargs,
     ):
         if kwargs.pop("decay", None) is not None:
-            warnings.warn("Argument `decay` is no longer supported and will be ignored.")
+            warnings.warn(
+                "Argument `decay` is no longer supported and will be ignored.", stacklevel=2
+            )
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if use_ema:
@@ -148,7 +152,7 @@ class Optimizer:
             raise ValueError(
                 "Argument `learning_rate` should be a float or a callable taking the step. "
                 f"Received: learning_rate={value!r}"
-            )
+            ) from None
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"Expected `learning_rate` to be finite and >= 0. Received: {lr}")
         self._learning_rate = lr

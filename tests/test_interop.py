@@ -1,3 +1,4 @@
+# ruff: noqa: E741 - I is the input-size letter of DESIGN.md
 """Interop: Keras / PyTorch / ONNX weight layouts, checked by running the other framework.
 
 torch and onnx/onnxruntime are optional: their tests skip with a visible reason.
