@@ -337,9 +337,11 @@ def export_onnx(model, path, opset=17):
     model's prediction, using the standard ONNX ``LSTM`` operator (inference
     only; dynamic batch and time sizes). Needs the ``onnx`` package.
 
-    Supported layers: `LSTM` (no masking, no go_backwards, not stateful,
-    return_state False), `Dense` with activation linear/relu/sigmoid/tanh/softmax,
-    `Dropout` (identity at inference), `InputLayer`.
+    Supported layers: `LSTM` (also go_backwards; not stateful, no
+    return_state, no masking), `Bidirectional(LSTM)` (merge modes concat, sum,
+    mul, ave), `Dense` with activation linear/relu/sigmoid/tanh/softmax,
+    `Dropout` (identity at inference), `InputLayer`. Weights are exported as
+    float32.
 
     Args:
         model: a built `Sequential`.
@@ -357,7 +359,7 @@ def export_onnx(model, path, opset=17):
             "ONNX export needs the optional 'onnx' package. Install it with: pip install onnx "
             "(and onnxruntime to run the exported model)."
         ) from None
-    from .layers import LSTM, Dense, Dropout, InputLayer
+    from .layers import LSTM, Bidirectional, Dense, Dropout, InputLayer
 
     layers = list(getattr(model, "layers", []))
     if not layers or not getattr(model, "built", False):
@@ -365,13 +367,14 @@ def export_onnx(model, path, opset=17):
 
     nodes, initializers = [], []
     first = next(layer for layer in layers if not isinstance(layer, (InputLayer, Dropout)))
+    if isinstance(first, Bidirectional):
+        first = first.forward_layer
     if not isinstance(first, LSTM):
         raise NotImplementedError(
             f"ONNX export expects the first layer to be an LSTM. Received: {type(first).__name__}"
         )
     n_features = first.kernel.shape[0]
-    current, time_major = "input", False
-    rank = 3
+    current, rank = "input", 3
 
     def fresh(base, _count=[0]):  # noqa: B006 - a counter shared by the calls of one export
         _count[0] += 1
@@ -381,51 +384,115 @@ def export_onnx(model, path, opset=17):
         initializers.append(numpy_helper.from_array(np.asarray(array), name=name))
         return name
 
+    state = {"time_major": False}
+
+    def to_time_major(name):
+        if state["time_major"]:
+            return name
+        out = fresh("time_major")
+        nodes.append(helper.make_node("Transpose", [name], [out], perm=[1, 0, 2]))
+        state["time_major"] = True
+        return out
+
+    def to_batch_major(name):
+        if not state["time_major"]:
+            return name
+        out = fresh("batch_major")
+        nodes.append(helper.make_node("Transpose", [name], [out], perm=[1, 0, 2]))
+        state["time_major"] = False
+        return out
+
+    def take(name, index, axis):
+        out = fresh(f"{name}_take")
+        idx = const(fresh("index"), np.array(index, np.int64))
+        nodes.append(helper.make_node("Gather", [name, idx], [out], axis=axis))
+        return out
+
+    def lstm_nodes(layer, x):
+        """LSTM / Bidirectional(LSTM) on time-major x; returns (output name, output rank)."""
+        bidirectional = isinstance(layer, Bidirectional)
+        subs = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
+        for sub in subs:
+            for flag in ("stateful", "return_state"):
+                if getattr(sub, flag):
+                    raise NotImplementedError(f"ONNX export does not support LSTM({flag}=True).")
+        if bidirectional:
+            if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
+                raise NotImplementedError(
+                    f"ONNX export supports merge modes concat, sum, mul, ave. "
+                    f"Received: merge_mode={layer.merge_mode!r}"
+                )
+            if subs[0].go_backwards or not subs[1].go_backwards:
+                raise NotImplementedError(
+                    "ONNX export expects a forward layer and a go_backwards backward layer."
+                )
+            direction = "bidirectional"
+        else:
+            direction = "reverse" if layer.go_backwards else "forward"
+        weights = [
+            lstm_weights_to_onnx(s.kernel, s.recurrent_kernel, s.bias if s.use_bias else None)
+            for s in subs
+        ]
+        prefix = layer.name
+        w, r, b = (
+            const(f"{prefix}_{part}", np.concatenate([wt[k] for wt in weights]).astype(np.float32))
+            for k, part in enumerate("WRB")
+        )
+        y, y_h = fresh(f"{prefix}_Y"), fresh(f"{prefix}_Y_h")
+        nodes.append(
+            helper.make_node(
+                "LSTM",
+                [x, w, r, b],
+                [y, y_h],
+                hidden_size=subs[0].units,
+                direction=direction,
+                name=prefix,
+            )
+        )
+        sequences = subs[0].return_sequences
+        # Y (T, dirs, B, H) indexed by original time; Y_h (dirs, B, H) the final states
+        parts = [take(y, d, 1) if sequences else take(y_h, d, 0) for d in range(len(subs))]
+        if not bidirectional:
+            out = parts[0]
+            if sequences and layer.go_backwards:
+                # Keras returns the steps in processing (reversed) order
+                flipped = fresh(f"{prefix}_reversed")
+                starts = const(fresh("starts"), np.array([-1], np.int64))
+                ends = const(fresh("ends"), np.array([np.iinfo(np.int64).min], np.int64))
+                axes = const(fresh("axes"), np.array([0], np.int64))
+                steps = const(fresh("steps"), np.array([-1], np.int64))
+                nodes.append(helper.make_node("Slice", [out, starts, ends, axes, steps], [flipped]))
+                out = flipped
+        else:
+            out = fresh(f"{prefix}_{layer.merge_mode}")
+            if layer.merge_mode == "concat":
+                nodes.append(helper.make_node("Concat", parts, [out], axis=-1))
+            elif layer.merge_mode == "mul":
+                nodes.append(helper.make_node("Mul", parts, [out]))
+            else:
+                nodes.append(helper.make_node("Add", parts, [out]))
+                if layer.merge_mode == "ave":
+                    half = const(fresh("half"), np.array(0.5, np.float32))
+                    averaged = fresh(f"{prefix}_ave")
+                    nodes.append(helper.make_node("Mul", [out, half], [averaged]))
+                    out = averaged
+        if not sequences:
+            state["time_major"] = False
+            return out, 2
+        return out, 3
+
     for layer in layers:
         if isinstance(layer, (InputLayer, Dropout)):
             continue
-        if isinstance(layer, LSTM):
+        if isinstance(layer, (LSTM, Bidirectional)):
             if rank != 3:
                 raise NotImplementedError(
                     "An LSTM after a layer with 2-D output cannot be exported."
                 )
-            for flag in ("go_backwards", "stateful", "return_state"):
-                if getattr(layer, flag):
-                    raise NotImplementedError(f"ONNX export does not support LSTM({flag}=True).")
-            if not time_major:
-                out = fresh("time_major")
-                nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
-                current, time_major = out, True
-            bias = layer.bias if layer.use_bias else None
-            W, R, B = lstm_weights_to_onnx(layer.kernel, layer.recurrent_kernel, bias)
-            prefix = layer.name
-            w = const(f"{prefix}_W", W.astype(np.float32))
-            r = const(f"{prefix}_R", R.astype(np.float32))
-            b = const(f"{prefix}_B", B.astype(np.float32))
-            y, y_h = fresh(f"{prefix}_Y"), fresh(f"{prefix}_Y_h")
-            nodes.append(
-                helper.make_node(
-                    "LSTM",
-                    [current, w, r, b],
-                    [y, y_h],
-                    hidden_size=layer.units,
-                    direction="forward",
-                    name=prefix,
-                )
-            )
-            axes = const(fresh("axes"), np.array([1 if layer.return_sequences else 0], np.int64))
-            out = fresh(f"{prefix}_out")
-            # Y (T, 1, B, H) -> (T, B, H); Y_h (1, B, H) -> (B, H)
-            source = y if layer.return_sequences else y_h
-            nodes.append(helper.make_node("Squeeze", [source, axes], [out]))
-            current = out
-            if not layer.return_sequences:
-                time_major, rank = False, 2
+            current = to_time_major(current)
+            current, rank = lstm_nodes(layer, current)
         elif isinstance(layer, Dense):
-            if time_major:
-                out = fresh("batch_major")
-                nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
-                current, time_major = out, False
+            current = to_batch_major(current)
             kernel = const(f"{layer.name}_kernel", np.asarray(layer.kernel, np.float32))
             out = fresh(f"{layer.name}_matmul")
             nodes.append(helper.make_node("MatMul", [current, kernel], [out]))
@@ -450,10 +517,7 @@ def export_onnx(model, path, opset=17):
             raise NotImplementedError(
                 f"ONNX export does not support layer {type(layer).__name__} ('{layer.name}')."
             )
-    if time_major:
-        out = fresh("batch_major")
-        nodes.append(helper.make_node("Transpose", [current], [out], perm=[1, 0, 2]))
-        current = out
+    current = to_batch_major(current)
     nodes.append(helper.make_node("Identity", [current], ["output"]))
     out_dim = _last_units(layers)
     out_shape = ["batch", "time", out_dim] if rank == 3 else ["batch", out_dim]
@@ -475,9 +539,12 @@ def export_onnx(model, path, opset=17):
 
 
 def _last_units(layers):
-    from .layers import LSTM, Dense
+    from .layers import LSTM, Bidirectional, Dense
 
     for layer in reversed(layers):
+        if isinstance(layer, Bidirectional):
+            units = layer.forward_layer.units
+            return 2 * units if layer.merge_mode == "concat" else units
         if isinstance(layer, LSTM):
             return layer.units
         if isinstance(layer, Dense):

@@ -227,6 +227,37 @@ def test_onnx_export_matches_onnxruntime(tmp_path, which):
     np.testing.assert_allclose(out2, model.predict(x2, verbose=0), atol=ATOL32)
 
 
+ONNX_RECURRENT = {
+    "go_backwards_sequences": lambda: [LSTM(5, return_sequences=True, go_backwards=True)],
+    "go_backwards_last": lambda: [LSTM(5, go_backwards=True)],
+    "bidirectional_concat": lambda: [Bidirectional(LSTM(5, return_sequences=True))],
+    "bidirectional_sum_last": lambda: [Bidirectional(LSTM(5), merge_mode="sum")],
+    "bidirectional_mul": lambda: [Bidirectional(LSTM(5, return_sequences=True), "mul")],
+    "bidirectional_ave_stacked": lambda: [
+        Bidirectional(LSTM(5, return_sequences=True), merge_mode="ave"),
+        LSTM(4),
+    ],
+}
+
+
+@pytest.mark.parametrize("which", sorted(ONNX_RECURRENT))
+def test_onnx_export_directions_and_merge_modes(tmp_path, which):
+    pytest.importorskip("onnx", reason="onnx not installed: ONNX export test")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: ONNX check")
+    rng = np.random.default_rng(7)
+    model = Sequential([*ONNX_RECURRENT[which](), Dense(2)])
+    model.build((None, 6, 3))
+    model.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
+    x = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    path = tmp_path / f"{which}.onnx"
+    interop.export_onnx(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": x})
+    np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=ATOL32)
+
+
 def test_onnx_missing_package_gives_clear_import_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match="pip install onnx"):
@@ -235,6 +266,6 @@ def test_onnx_missing_package_gives_clear_import_error(tmp_path, monkeypatch):
 
 def test_onnx_unsupported_layer(tmp_path):
     pytest.importorskip("onnx", reason="onnx not installed: ONNX export test")
-    model = Sequential([LSTM(4, input_shape=(5, 3), go_backwards=True), Dense(1)])
-    with pytest.raises(NotImplementedError, match="go_backwards"):
+    model = Sequential([LSTM(4, input_shape=(5, 3), stateful=True), Dense(1)])
+    with pytest.raises(NotImplementedError, match="stateful"):
         interop.export_onnx(model, tmp_path / "m.onnx")
