@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 __all__ = [
+    "export_keras_weights",
     "export_onnx",
     "export_torch_lstm",
     "load_keras_weights",
@@ -35,6 +36,7 @@ __all__ = [
     "lstm_weights_to_keras",
     "lstm_weights_to_onnx",
     "lstm_weights_to_torch",
+    "torch_lstm_from_layer",
 ]
 
 
@@ -278,6 +280,42 @@ def export_torch_lstm(model_layer, torch_lstm=None, layer=0):
         torch_lstm.load_state_dict(current)
         return tensors
     return out
+
+
+def torch_lstm_from_layer(model_layer, batch_first=True):
+    """A new PyTorch ``nn.LSTM`` with the weights of an lstm_fast LSTM layer.
+
+    Args:
+        model_layer: a built `LSTM` (or `Bidirectional` around one).
+        batch_first: the torch module's input layout (lstm_fast is batch-first).
+
+    Returns:
+        An ``nn.LSTM`` (float32 or float64 like the layer) giving the same outputs.
+    """
+    import torch
+
+    targets = _lstm_layers(model_layer)
+    lstm = targets[0][0]
+    if not lstm.built:
+        raise ValueError(f"Layer '{lstm.name}' is not built: it has no weights to export.")
+    module = torch.nn.LSTM(
+        lstm.kernel.shape[0],
+        lstm.units,
+        bias=lstm.use_bias,
+        batch_first=batch_first,
+        bidirectional=len(targets) == 2,
+    ).to(torch.float64 if lstm.kernel.dtype == np.float64 else torch.float32)
+    export_torch_lstm(model_layer, module)
+    return module
+
+
+def export_keras_weights(model):
+    """The list a Keras model of the same architecture takes in ``set_weights``.
+
+    lstm_fast uses Keras's layouts and order: this is ``model.get_weights()``
+    (copies), e.g. ``keras_model.set_weights(export_keras_weights(model))``.
+    """
+    return [np.array(w, copy=True) for w in model.get_weights()]
 
 
 # -------------------------------------------------------------------- ONNX

@@ -70,6 +70,9 @@ def test_keras_weights_list():
     dense_w = [rng.normal(size=(3, 2)).astype(np.float32), np.zeros(2, np.float32)]
     interop.load_keras_weights(model, [K, R, b, *dense_w])
     np.testing.assert_array_equal(model.get_weights()[1], R)
+    exported = interop.export_keras_weights(model)
+    assert [w.shape for w in exported] == [(4, 12), (3, 12), (12,), (3, 2), (2,)]
+    np.testing.assert_array_equal(exported[0], K)
     with pytest.raises(ValueError, match="Expected 5 weight arrays"):
         interop.load_keras_weights(model, [K, R, b])
     with pytest.raises(ValueError, match="Expected weight 3 of shape"):
@@ -175,6 +178,16 @@ def test_torch_stacked_and_bidirectional(torch):
     with torch.no_grad():
         y_t, _ = bi(torch.from_numpy(x))
     np.testing.assert_allclose(ours(x), y_t.numpy(), atol=ATOL32)
+
+
+def test_torch_lstm_from_layer(torch):
+    x = np.random.default_rng(6).normal(size=(2, 5, 3)).astype(np.float32)
+    for layer in (LSTM(4, return_sequences=True), Bidirectional(LSTM(4, return_sequences=True))):
+        expected = layer(x)
+        module = interop.torch_lstm_from_layer(layer)
+        with torch.no_grad():
+            y_t, _ = module(torch.from_numpy(x))
+        np.testing.assert_allclose(y_t.numpy(), expected, atol=ATOL32)
 
 
 def test_torch_size_mismatch(torch):
