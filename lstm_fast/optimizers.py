@@ -580,6 +580,11 @@ class RMSprop(Optimizer):
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, **kwargs)
+        for arg, value in (("rho", rho), ("momentum", momentum)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"`{arg}` must be in the range [0, 1]. Received: {arg}={value}")
+        if not float(epsilon) > 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}")
         self.rho = float(rho)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

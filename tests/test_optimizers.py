@@ -154,6 +154,55 @@ def test_adam_first_step_golden():
     )
 
 
+# Single steps of Keras 3 itself (learning_rate=0.5, w = [1, 2, 3, 4], g = [1, 6, 7, 2]),
+# as Keras's test suite prints them (4 decimals).
+KERAS_SINGLE_STEP = [
+    (optimizers.SGD, [0.5, -1.0, -0.5, 3.0]),
+    (optimizers.Adam, [0.5, 1.5, 2.5, 3.5]),
+    (optimizers.RMSprop, [-0.5811, 0.4189, 1.4189, 2.4189]),
+    (optimizers.Adagrad, [0.5233, 1.5007, 2.5005, 3.5061]),
+]
+
+
+@pytest.mark.parametrize("cls,expected", KERAS_SINGLE_STEP)
+def test_single_step_matches_keras_numbers(cls, expected):
+    opt = cls(learning_rate=0.5)
+    opt.build([(0, 4)], np.float32)
+    w = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    opt.apply(w, np.array([1.0, 6.0, 7.0, 2.0], np.float32))
+    np.testing.assert_allclose(w, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [optimizers.SGD, optimizers.Adam, optimizers.RMSprop])
+def test_weight_decay_matches_keras_number(cls):
+    # three steps of decay 0.004 at learning rate 1 with zero gradients: 2 * 0.996**3
+    w = np.array([2.0], np.float32)
+    for _ in range(3):
+        opt = cls(learning_rate=1.0, weight_decay=0.004)
+        opt.build([(0, 1)], np.float32)
+        opt.apply(w, np.zeros(1, np.float32))
+    np.testing.assert_allclose(w, [1.9760959], atol=1e-6)
+
+
+def test_clipping_numbers():
+    for kwargs, expected in (
+        ({"clipnorm": 1.0}, [2**0.5 / 2, 2**0.5 / 2]),
+        ({"clipvalue": 1.0}, [1.0, 1.0]),
+        ({"global_clipnorm": 1.0}, [2**0.5 / 2, 2**0.5 / 2]),
+    ):
+        opt = optimizers.SGD(learning_rate=1.0, **kwargs)
+        opt.build([(0, 2)], np.float64)
+        w = np.zeros(2)
+        opt.apply(w, np.array([100.0, 100.0]))
+        np.testing.assert_allclose(-w, expected, rtol=1e-14)
+
+
+def test_rmsprop_rejects_bad_arguments():
+    for kwargs in ({"rho": 1.1}, {"momentum": -0.1}, {"epsilon": 0.0}):
+        with pytest.raises(ValueError, match="must be"):
+            optimizers.RMSprop(**kwargs)
+
+
 def test_defaults_are_keras():
     adam = optimizers.get("Adam")
     assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (1e-3, 0.9, 0.999, 1e-7)
@@ -290,9 +339,10 @@ TORCH_CASES = [
         "AdamW",
         {"lr": 0.01, "weight_decay": 0.1, "eps": 0.0},
     ),
+    # Keras's RMSprop needs epsilon > 0 (inside the square root): 1e-14 against torch's 0
     (
         optimizers.RMSprop,
-        {"momentum": 0.5, "centered": True, "epsilon": 0.0},
+        {"momentum": 0.5, "centered": True, "epsilon": 1e-14},
         "RMSprop",
         {"lr": 1e-3, "alpha": 0.9, "momentum": 0.5, "centered": True, "eps": 0.0},
     ),
