@@ -511,10 +511,17 @@ class SparseCategoricalCrossentropy(_KernelLoss):
     def __init__(
         self,
         from_logits=False,
+        ignore_class=None,
         reduction="sum_over_batch_size",
         name="sparse_categorical_crossentropy",
     ):
         super().__init__(name=name, reduction=reduction)
+        if ignore_class is not None:
+            raise NotImplementedError(
+                "SparseCategoricalCrossentropy(ignore_class=...) is not supported; mask the "
+                "ignored steps with sample_weight (or a Masking/Embedding(mask_zero=True) mask). "
+                f"Received: ignore_class={ignore_class!r}"
+            )
         self.from_logits = bool(from_logits)
 
     def _kwargs(self):

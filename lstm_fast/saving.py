@@ -71,7 +71,9 @@ def _write_atomic(path, header, arrays):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    header_bytes = json.dumps(header, indent=1, sort_keys=True, allow_nan=False).encode("utf-8")
+    header_bytes = json.dumps(
+        header, indent=1, sort_keys=True, allow_nan=False, default=_json_default
+    ).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".lstm_fast", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -98,6 +100,20 @@ def _write_atomic(path, header, arrays):
         pass
     finally:
         os.close(dir_fd)
+
+
+def _json_default(value):
+    """NumPy scalars and small arrays in configs become plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(
+        f"Cannot save a config value of type {type(value).__name__} ({value!r}): configs must "
+        "hold JSON values (numbers, strings, lists, dicts)."
+    )
 
 
 def _sniff(head):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lstm_fast import optimizers, saving
-from lstm_fast.layers import LSTM, Dense
+from lstm_fast.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input
 from lstm_fast.models import Sequential, load_model
 
 
@@ -64,6 +64,39 @@ def test_round_trip_is_bit_exact_and_training_continues_identically(tmp_path, op
     model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     loaded.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     _assert_same_weights(model, loaded)
+
+
+def test_embedding_bidirectional_model_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        [
+            Input(shape=(7,)),
+            Embedding(20, 4, mask_zero=True),
+            Bidirectional(LSTM(5, return_sequences=True, kernel_regularizer="l2"), "ave"),
+            Dropout(0.1),
+            LSTM(3),
+            Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizers.AdamW(global_clipnorm=1.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        weighted_metrics=["acc"],
+    )
+    x = rng.integers(1, 20, size=(16, 7))
+    x[:, 5:] = 0  # right padding, masked
+    y = rng.integers(0, 2, size=16)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "emb.keras")
+    loaded = load_model(tmp_path / "emb.keras")
+    _assert_same_weights(model, loaded)
+    assert [type(layer).__name__ for layer in loaded.layers] == [
+        type(layer).__name__ for layer in model.layers
+    ]
+    assert loaded.metrics_names == ["loss", "accuracy", "acc"]
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
 def test_learning_rate_changed_during_training_is_saved(tmp_path):
