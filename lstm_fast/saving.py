@@ -280,10 +280,13 @@ def _compile_config(model):
     elif loss is not None:
         loss_obj = losses.get(loss)
         if type(loss_obj).__name__ not in losses._CLASSES:
-            raise TypeError(
-                f"Cannot save the compiled loss {loss!r}: only built-in losses are serializable. "
-                "Save with include_optimizer=False, or save_weights."
+            warnings.warn(
+                f"The compiled loss {getattr(loss_obj, 'name', loss)!r} is not a built-in loss "
+                "and cannot be stored: the file keeps the architecture and weights, and "
+                "load_model returns an uncompiled model.",
+                stacklevel=3,
             )
+            return None
         config["loss"] = losses.serialize(loss_obj)
     config["metrics"] = _metric_configs(getattr(model, "compiled_metrics", None), metrics)
     config["weighted_metrics"] = _metric_configs(

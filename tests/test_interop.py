@@ -161,6 +161,28 @@ def test_torch_gradients_match(torch):
     np.testing.assert_allclose(grads.dbias, lstm.bias_ih_l0.grad.numpy(), atol=ATOL64)
 
 
+def test_torch_gradients_match_the_layer(torch):
+    # the compiled engine's backward pass (through the layer) against torch autograd
+    B, T, I, H = 3, 6, 4, 5
+    lstm = _torch_lstm(torch, I, H).double()
+    x = np.random.default_rng(8).normal(size=(B, T, I))
+    dy = np.random.default_rng(9).normal(size=(B, T, H))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    y_t, _ = lstm(xt)
+    (y_t * torch.from_numpy(dy)).sum().backward()
+    layer = LSTM(H, return_sequences=True, dtype="float64")
+    interop.load_torch_lstm(layer, lstm)
+    y = layer(x, training=True)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), atol=ATOL64)
+    layer.zero_grads()
+    dx = layer.backward(dy)
+    dkernel, drecurrent, dbias = layer.gradients
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(dkernel, lstm.weight_ih_l0.grad.numpy().T, atol=1e-10)
+    np.testing.assert_allclose(drecurrent, lstm.weight_hh_l0.grad.numpy().T, atol=1e-10)
+    np.testing.assert_allclose(dbias, lstm.bias_ih_l0.grad.numpy(), atol=1e-10)
+
+
 def test_torch_stacked_and_bidirectional(torch):
     B, T, I, H = 3, 5, 4, 6
     x = np.random.default_rng(5).normal(size=(B, T, I)).astype(np.float32)

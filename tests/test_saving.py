@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lstm_fast import optimizers, saving
+from lstm_fast import losses, optimizers, saving
 from lstm_fast.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Input
 from lstm_fast.models import Sequential, load_model
 
@@ -119,6 +119,26 @@ def test_uncompiled_or_compile_false(tmp_path):
     model = _trained_model()
     model.save(tmp_path / "m.keras")
     loaded = load_model(tmp_path / "m.keras", compile=False)
+    _assert_same_weights(model, loaded)
+    assert loaded.optimizer is None
+
+
+def test_custom_loss_saves_uncompiled_with_a_warning(tmp_path):
+    class Quartic(losses.Loss):
+        def call(self, y_true, y_pred):
+            return np.mean((y_pred - y_true) ** 4, axis=-1)
+
+        def call_gradient(self, y_true, y_pred):
+            e = y_pred - y_true
+            return np.mean(e**4, axis=-1), 4 * e**3 / e.shape[-1]
+
+    x, y = _data()
+    model = Sequential([LSTM(4, input_shape=(6, 3)), Dense(1)])
+    model.compile(optimizer="sgd", loss=Quartic())
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="not a built-in loss"):
+        model.save(tmp_path / "custom.keras")
+    loaded = load_model(tmp_path / "custom.keras")
     _assert_same_weights(model, loaded)
     assert loaded.optimizer is None
 
