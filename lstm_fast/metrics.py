@@ -389,8 +389,8 @@ def get(identifier, loss=None):
             so do we; the argument is accepted for callers that have it.
 
     Returns:
-        A `Metric`. Metrics given by a function name are named as given
-        (``'mae'`` gives a metric named ``'mae'``), as in Keras's history keys.
+        A `Metric`. A metric given by a string is named by that string
+        (``'mae'`` gives a metric named ``'mae'``), as Keras's `compile` names them.
     """
     del loss  # 'accuracy' is resolved by shapes, as Keras 3
     if isinstance(identifier, Metric):
@@ -402,7 +402,7 @@ def get(identifier, loss=None):
         if key in _NAMES:
             return _NAMES[key](name=identifier)
         if key in _CLASS_NAMES:
-            return _CLASS_NAMES[key]()
+            return _CLASS_NAMES[key](name=identifier)
         raise ValueError(f"Unknown metric: metric={identifier!r}. Expected one of {_CHOICES}.")
     if isinstance(identifier, dict) and "class_name" in identifier:
         cls = _CLASSES.get(identifier["class_name"])
