@@ -22,12 +22,18 @@ Usage:
 from __future__ import annotations
 
 import math
+import types
 import warnings
 
 import numpy as np
 
 __all__ = [
     "SGD",
+    "CosineDecay",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "LearningRateSchedule",
+    "PiecewiseConstantDecay",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -35,8 +41,216 @@ __all__ = [
     "RMSprop",
     "deserialize",
     "get",
+    "schedules",
     "serialize",
 ]
+
+
+class LearningRateSchedule:
+    """Base class of learning-rate schedules: ``schedule(step) -> learning rate``.
+
+    ``step`` is the optimizer's ``iterations`` before the update (0 for the
+    first step), as Keras.
+    """
+
+    def __call__(self, step):
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+
+    Args:
+        initial_learning_rate: float.
+        decay_steps: int > 0.
+        decay_rate: float.
+        staircase: if True, ``step / decay_steps`` is floored (a step function).
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        if decay_steps <= 0:
+            raise ValueError(f"`decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = decay_steps
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name or "ExponentialDecay"
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate * self.decay_rate**p
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+            "name": self.name,
+        }
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
+
+    Args:
+        initial_learning_rate: float.
+        decay_steps: int > 0.
+        decay_rate: float.
+        staircase: if True, ``step / decay_steps`` is floored.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        if decay_steps <= 0:
+            raise ValueError(f"`decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = decay_steps
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name or "InverseTimeDecay"
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+            "name": self.name,
+        }
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while
+    ``step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary.
+
+    Args:
+        boundaries: increasing list of steps.
+        values: list of ``len(boundaries) + 1`` learning rates.
+    """
+
+    def __init__(self, boundaries, values, name=None):
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(
+                "The length of `values` must be len(boundaries) + 1. Received: "
+                f"len(boundaries)={len(boundaries)}, len(values)={len(values)}"
+            )
+        self.boundaries = [int(b) for b in boundaries]
+        self.values = [float(v) for v in values]
+        self.name = name or "PiecewiseConstant"
+
+    def __call__(self, step):
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return value
+        return self.values[-1]
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay, with an optional linear warmup.
+
+    Without warmup: ``lr(step) = initial_learning_rate * ((1 - alpha) * c + alpha)``
+    with ``c = 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps))``. With
+    ``warmup_target``, the rate first rises linearly from ``initial_learning_rate``
+    to ``warmup_target`` over ``warmup_steps``, then decays from ``warmup_target``.
+
+    Args:
+        initial_learning_rate: float.
+        decay_steps: int > 0.
+        alpha: the final rate as a fraction of the starting rate. Defaults to 0.
+        warmup_target: optional float.
+        warmup_steps: int. Defaults to 0.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        alpha=0.0,
+        name=None,
+        warmup_target=None,
+        warmup_steps=0,
+    ):
+        if decay_steps <= 0:
+            raise ValueError(f"`decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = decay_steps
+        self.alpha = float(alpha)
+        self.name = name or "CosineDecay"
+        self.warmup_target = None if warmup_target is None else float(warmup_target)
+        self.warmup_steps = warmup_steps
+
+    def _decay(self, step, start):
+        fraction = step / self.decay_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * fraction))
+        return start * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def __call__(self, step):
+        if self.warmup_target is None:
+            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
+        step = min(step, self.warmup_steps + self.decay_steps)
+        if step < self.warmup_steps:
+            fraction = step / self.warmup_steps
+            delta = self.warmup_target - self.initial_learning_rate
+            return self.initial_learning_rate + delta * fraction
+        return self._decay(step - self.warmup_steps, self.warmup_target)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "name": self.name,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+def _serialize_schedule(schedule):
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def _deserialize_schedule(config):
+    classes = {
+        cls.__name__: cls
+        for cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)
+    }
+    cls = classes.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(
+            f"Unknown learning-rate schedule: {config.get('class_name')!r}. "
+            f"Expected one of {sorted(classes)}."
+        )
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+# `lstm_fast.optimizers.schedules.ExponentialDecay(...)`, as Keras's namespace
+schedules = types.SimpleNamespace(
+    LearningRateSchedule=LearningRateSchedule,
+    ExponentialDecay=ExponentialDecay,
+    InverseTimeDecay=InverseTimeDecay,
+    PiecewiseConstantDecay=PiecewiseConstantDecay,
+    CosineDecay=CosineDecay,
+    serialize=_serialize_schedule,
+    deserialize=_deserialize_schedule,
+)
 
 
 def _check_positive_or_none(name, value):
@@ -57,8 +271,9 @@ class Optimizer:
     """Base class of the optimizers.
 
     Args:
-        learning_rate: A float, or a callable taking the current step (int)
-            and returning the learning rate.
+        learning_rate: A float, a schedule (`schedules.ExponentialDecay`, ...),
+            or a callable taking the current step (int) and returning the
+            learning rate.
         weight_decay: Float. If set, each step first applies
             ``w -= w * weight_decay * learning_rate`` to every variable (Keras's
             decoupled weight decay).
@@ -143,6 +358,8 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        if isinstance(value, dict):
+            value = schedules.deserialize(value)
         if callable(value):
             self._learning_rate = value
             return
@@ -375,14 +592,17 @@ class Optimizer:
     # -------------------------------------------------------------- config
     def get_config(self):
         """The constructor arguments, as a JSON-serializable dict."""
-        if callable(self._learning_rate):
+        lr = self._learning_rate
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        elif callable(lr):
             raise TypeError(
-                "Cannot serialize an optimizer whose `learning_rate` is a callable "
-                f"({self._learning_rate!r}); set a float learning rate first."
+                "Cannot serialize an optimizer whose `learning_rate` is a plain callable "
+                f"({lr!r}); use a float or a schedule from lstm_fast.optimizers.schedules."
             )
         return {
             "name": self.name,
-            "learning_rate": self._learning_rate,
+            "learning_rate": lr,
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,

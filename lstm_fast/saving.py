@@ -271,7 +271,15 @@ def _compile_config(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
-    config = {"optimizer": optimizers.serialize(optimizer)}
+    try:
+        config = {"optimizer": optimizers.serialize(optimizer)}
+    except TypeError as e:
+        warnings.warn(
+            f"The optimizer cannot be stored ({e}): the file keeps the architecture and "
+            "weights, and load_model returns an uncompiled model.",
+            stacklevel=3,
+        )
+        return None
     loss = getattr(model, "loss", None)
     if isinstance(loss, str):
         config["loss"] = loss

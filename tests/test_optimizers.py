@@ -371,3 +371,39 @@ def test_matches_torch_optim(cls, kwargs, torch_name, torch_kwargs):
         topt.step()
         expected = np.concatenate([tp.detach().numpy() for tp in tparams])
         np.testing.assert_allclose(params, expected, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ schedules
+
+
+def test_schedules_hand_values():
+    s = optimizers.schedules
+    exp = s.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    assert exp(0) == 0.1 and exp(10) == pytest.approx(0.05, rel=1e-15)
+    assert exp(5) == pytest.approx(0.1 * 0.5**0.5, rel=1e-15)
+    stair = s.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5, staircase=True)
+    assert stair(19) == pytest.approx(0.05, rel=1e-15)
+    inv = s.InverseTimeDecay(0.1, decay_steps=2, decay_rate=0.5)
+    assert inv(4) == pytest.approx(0.1 / 2.0, rel=1e-15)
+    pw = s.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1])
+    assert [pw(0), pw(10), pw(11), pw(20), pw(21)] == [1.0, 1.0, 0.5, 0.5, 0.1]
+    cos = s.CosineDecay(1.0, decay_steps=100, alpha=0.1)
+    assert cos(0) == 1.0 and cos(100) == pytest.approx(0.1) and cos(500) == pytest.approx(0.1)
+    assert cos(50) == pytest.approx(0.9 * 0.5 + 0.1, rel=1e-15)
+    warm = s.CosineDecay(0.0, decay_steps=10, warmup_target=1.0, warmup_steps=4)
+    assert warm(2) == pytest.approx(0.5) and warm(4) == pytest.approx(1.0)
+    assert warm(14) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_schedule_drives_the_steps_and_round_trips():
+    sched = optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    opt = optimizers.SGD(learning_rate=sched)
+    opt.build([(0, 1)], np.float64)
+    p = np.zeros(1)
+    for _ in range(3):
+        opt.apply(p, np.ones(1))
+    np.testing.assert_allclose(p, [-(0.1 + 0.05 + 0.025)], rtol=1e-15)
+    assert opt.learning_rate == pytest.approx(0.0125)
+    clone = optimizers.get(optimizers.serialize(opt))
+    assert isinstance(clone._learning_rate, optimizers.ExponentialDecay)
+    assert clone.get_config() == opt.get_config()
