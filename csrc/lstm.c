@@ -1,0 +1,131 @@
+/* The engine's entry points: ISA dispatch, thread choice, scratch memory. */
+#include "lstm.h"
+
+#include <stdlib.h>
+
+#include "lstm_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define LF_X86 1
+#else
+#define LF_X86 0
+#endif
+
+void *lf_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+    return p;
+}
+void lf_free(void *p) { free(p); }
+
+int lf_choose_threads(int n_threads, int64_t n_blocks, int64_t B, int64_t H) {
+    /* Below ~20k flops a step, one barrier per step (~0.2-1 us) costs more
+     * than a second thread saves. */
+    const double flops_per_step = 8.0 * (double)B * (double)H * (double)H;
+    int64_t n = n_threads < 1 ? 1 : n_threads;
+    if (n > n_blocks) n = n_blocks;
+    if (flops_per_step < 20000.0) n = 1;
+    return n < 1 ? 1 : (int)n;
+}
+
+unsigned lf_fp_enter(void) {
+#if LF_X86
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040); /* FTZ | DAZ */
+    return saved;
+#else
+    return 0;
+#endif
+}
+void lf_fp_exit(unsigned saved) {
+#if LF_X86
+    _mm_setcsr(saved);
+#else
+    (void)saved;
+#endif
+}
+
+/* ---- ISA dispatch -------------------------------------------------------- */
+
+static int current_isa = -1;
+
+int lf_isa_supported(int isa) {
+    switch (isa) {
+    case LF_ISA_GENERIC: return 1;
+#if LF_X86
+    case LF_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case LF_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               lf_isa_supported(LF_ISA_AVX2);
+#endif
+    default: return 0;
+    }
+}
+
+int lf_get_isa(void) {
+    if (current_isa < 0) {
+        int best = LF_ISA_GENERIC;
+        for (int isa = 0; isa < LF_ISA_COUNT; isa++)
+            if (lf_isa_supported(isa)) best = isa;
+        current_isa = best;
+    }
+    return current_isa;
+}
+
+int lf_set_isa(int isa) {
+    if (isa < 0 || isa >= LF_ISA_COUNT || !lf_isa_supported(isa)) return LF_EINVAL;
+    current_isa = isa;
+    return LF_OK;
+}
+
+const char *lf_isa_name(int isa) {
+    static const char *names[LF_ISA_COUNT] = {"generic", "avx2", "avx512"};
+    return isa >= 0 && isa < LF_ISA_COUNT ? names[isa] : "unknown";
+}
+
+int lf_block_units(int elem_size) {
+    static const int bytes[LF_ISA_COUNT] = {16, 32, 64};
+    return bytes[lf_get_isa()] / (elem_size > 0 ? elem_size : 1);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+static int dims_ok(const lf_lstm_dims *d) {
+    return d && d->B >= 0 && d->T >= 0 && d->I >= 0 && d->H >= 1;
+}
+
+#if LF_X86
+#define LF_DISPATCH(kind, type, ...)                                              \
+    switch (lf_get_isa()) {                                                      \
+    case LF_ISA_AVX512: return lf_##kind##_avx512_##type(__VA_ARGS__);           \
+    case LF_ISA_AVX2: return lf_##kind##_avx2_##type(__VA_ARGS__);               \
+    default: return lf_##kind##_generic_##type(__VA_ARGS__);                     \
+    }
+#else
+#define LF_DISPATCH(kind, type, ...) return lf_##kind##_generic_##type(__VA_ARGS__);
+#endif
+
+#define LF_DEFINE_ENTRY(type, REAL)                                                            \
+    int lf_lstm_forward_##type(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell,         \
+                               REAL *hprev, const REAL *xproj, const REAL *rk,                 \
+                               const REAL *bias, const REAL *h0, const REAL *c0,               \
+                               const lf_lstm_dims *d, int n_threads) {                         \
+        if (!dims_ok(d) || !y || !xproj || !rk) return LF_EINVAL;                              \
+        if (!((gates && cell && hprev) || (!gates && !cell && !hprev))) return LF_EINVAL;      \
+        LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, rk, bias, h0, c0,  \
+                    d, n_threads)                                                              \
+    }                                                                                          \
+    int lf_lstm_backward_##type(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy,                \
+                                const REAL *dh_T, const REAL *dc_T, const REAL *gates,         \
+                                const REAL *cell, const REAL *c0, const REAL *rk,              \
+                                const lf_lstm_dims *d, int n_threads) {                        \
+        if (!dims_ok(d) || !dz || !dh0 || !dc0 || !gates || !cell || !rk) return LF_EINVAL;    \
+        LF_DISPATCH(backward, type, dz, dh0, dc0, dy, dh_T, dc_T, gates, cell, c0, rk, d,      \
+                    n_threads)                                                                 \
+    }
+
+LF_DEFINE_ENTRY(f32, float)
+LF_DEFINE_ENTRY(f64, double)

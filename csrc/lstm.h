@@ -1,0 +1,87 @@
+/* lstm_fast engine: the whole C API.
+ *
+ * Legend: B = batch, T = time steps, I = input features, H = units,
+ *         G = 4H (the four gates, column blocks in Keras order i, f, c(g), o).
+ *
+ * The engine owns the sequential part of an LSTM layer: the time loop with
+ * the recurrent GEMM h_{t-1} @ recurrent_kernel fused with the gate
+ * nonlinearities and the cell update (forward), and the loop that turns dy
+ * into the gate gradients dZ (backward). The time-batched GEMMs around it
+ * (x @ kernel over all steps; dZ @ kernel.T, x.T @ dZ, hprev.T @ dZ) are
+ * large and are done by the caller's BLAS.
+ *
+ * Every array is C-contiguous, batch-major, and indexed by original time t
+ * whatever the direction; only y is indexed by processing step s
+ * (s == t forward, s == T-1-t with go_backwards), as Keras returns it.
+ *
+ * Functions return LF_OK or a negative LF_E* code; they never print, exit
+ * or abort. All outputs are written (not accumulated).
+ */
+#ifndef LSTM_FAST_LSTM_H
+#define LSTM_FAST_LSTM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { LF_OK = 0, LF_ENOMEM = -1, LF_EINVAL = -2 };
+
+/* Instruction-set paths, best last. */
+enum { LF_ISA_GENERIC = 0, LF_ISA_AVX2 = 1, LF_ISA_AVX512 = 2, LF_ISA_COUNT = 3 };
+
+typedef struct {
+    int64_t B, T, I, H;
+    int go_backwards;         /* process t = T-1 .. 0, y in processing order */
+    int return_sequences;     /* y is (B, T, H) rather than (B, H)           */
+    int zero_output_for_mask; /* masked steps output zeros, not the carried h */
+    const int64_t *lengths;   /* (B) or NULL: step t of row b runs iff t < lengths[b] */
+} lf_lstm_dims;
+
+/* Forward over the whole sequence.
+ * xproj (B,T,G): x @ kernel, without bias. In training mode (gates != NULL)
+ *   it may be the same array as gates: each element is read before it is
+ *   overwritten by its activation.
+ * recurrent_kernel (H,G), bias (G) or NULL, h0/c0 (B,H) or NULL (zeros).
+ * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL).
+ * Training cache (all NULL in inference mode, or all set):
+ *   gates (B,T,G) activations i,f,g,o (zeros where masked),
+ *   cell (B,T,H) c after step t, hprev (B,T,H) h before step t. */
+int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *cell, float *hprev,
+                        const float *xproj, const float *recurrent_kernel, const float *bias,
+                        const float *h0, const float *c0, const lf_lstm_dims *d, int n_threads);
+int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
+                        double *hprev, const double *xproj, const double *recurrent_kernel,
+                        const double *bias, const double *h0, const double *c0,
+                        const lf_lstm_dims *d, int n_threads);
+
+/* Backward through the time loop: the gate gradients dZ of every step.
+ * dz (B,T,G) out: dL/dz_t (zeros where masked); may be the same array as gates
+ *   (the cache is then consumed). dh0, dc0 (B,H) out.
+ * dy: (B,T,H) or (B,H) like y, or NULL; dh_T, dc_T (B,H) or NULL.
+ * gates, cell, hprev: the forward's training cache; c0 (B,H) or NULL. */
+int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy, const float *dh_T,
+                         const float *dc_T, const float *gates, const float *cell,
+                         const float *c0, const float *recurrent_kernel, const lf_lstm_dims *d,
+                         int n_threads);
+int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
+                         const double *dh_T, const double *dc_T, const double *gates,
+                         const double *cell, const double *c0, const double *recurrent_kernel,
+                         const lf_lstm_dims *d, int n_threads);
+
+/* ISA dispatch: chosen once at first use from the CPU (or LSTM_FAST_ISA=
+ * generic|avx2|avx512), changeable for tests. */
+int lf_isa_supported(int isa);            /* 1 if the CPU and the build support it */
+int lf_get_isa(void);
+int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */
+const char *lf_isa_name(int isa);
+
+/* Units handled per SIMD block by the current ISA, for float (4-byte) or
+ * double (8-byte) elements; exposed so tests can cover the block tails. */
+int lf_block_units(int elem_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

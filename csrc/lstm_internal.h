@@ -1,0 +1,44 @@
+/* Shared by the engine's C files; not part of the API (that is lstm.h). */
+#ifndef LSTM_FAST_INTERNAL_H
+#define LSTM_FAST_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lstm.h"
+
+/* 64-byte aligned scratch memory; NULL on failure. */
+void *lf_alloc(size_t bytes);
+void lf_free(void *p);
+
+/* *out = a * b; returns 1 if that overflows (or exceeds PTRDIFF_MAX / 64). */
+static inline int lf_mul_overflows(size_t *out, size_t a, size_t b) {
+    if (__builtin_mul_overflow(a, b, out)) return 1;
+    return *out > (size_t)PTRDIFF_MAX / 64;
+}
+
+/* Threads worth using for a time loop: at most n_threads and one per block
+ * of units, and one when a step is too small to pay for a barrier. */
+int lf_choose_threads(int n_threads, int64_t n_blocks, int64_t B, int64_t H);
+
+/* Flush denormals to zero in this thread for the duration of a kernel
+ * (a recurrence that decays into denormals would otherwise slow 10x+). */
+unsigned lf_fp_enter(void);
+void lf_fp_exit(unsigned saved);
+
+#define LF_DECLARE_KERNELS(SFX, REAL)                                                         \
+    int lf_forward_##SFX(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev, \
+                         const REAL *xproj, const REAL *rk, const REAL *bias, const REAL *h0,  \
+                         const REAL *c0, const lf_lstm_dims *d, int n_threads);               \
+    int lf_backward_##SFX(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *dh_T,   \
+                          const REAL *dc_T, const REAL *gates, const REAL *cell,              \
+                          const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads);
+
+LF_DECLARE_KERNELS(generic_f32, float)
+LF_DECLARE_KERNELS(generic_f64, double)
+LF_DECLARE_KERNELS(avx2_f32, float)
+LF_DECLARE_KERNELS(avx2_f64, double)
+LF_DECLARE_KERNELS(avx512_f32, float)
+LF_DECLARE_KERNELS(avx512_f64, double)
+
+#endif

@@ -1,0 +1,21 @@
+/* The kernels for AVX-512F: 64-byte vectors, 32 registers (a forward tile of
+ * 4 rows x 4 gates keeps 16 accumulators). */
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC target("avx512f,avx512dq,avx2,fma")
+#define MR_FWD 4
+#define MR_BWD 8
+
+#define LF_REAL_IS_DOUBLE 0
+#define REAL float
+#define VBYTES 64
+#define SFX avx512_f32
+#include "lstm_kernels.inc.c"
+#undef REAL
+#undef SFX
+#undef LF_REAL_IS_DOUBLE
+
+#define LF_REAL_IS_DOUBLE 1
+#define REAL double
+#define SFX avx512_f64
+#include "lstm_kernels.inc.c"
+#endif

@@ -1,0 +1,461 @@
+/* The LSTM time loops, forward and backward, written once for every element
+ * type and SIMD width. Included by lstm_isa_*.c, each of which compiles it
+ * for one instruction set (a `#pragma GCC target`) and includes it twice:
+ *
+ *   #define REAL float      the element type
+ *   #define VBYTES 32       SIMD register width in bytes
+ *   #define MR_FWD 2        batch rows per register tile, forward
+ *   #define MR_BWD 4        batch rows per register tile, backward
+ *   #define SFX avx2_f32    suffix of every name defined here
+ *
+ * Legend: B batch, T time, I input features, H units, G = 4H gates.
+ * U = lanes of a vector = hidden units per block. Threads own whole blocks
+ * of units: block j holds units [j*U, j*U + U), and its owner computes the
+ * four gates of those units, so a tile of z is finished in registers (bias,
+ * nonlinearities, c and h update) and never goes back to memory as z.
+ *
+ * Determinism: each output element is computed by the same operations in
+ * the same order whichever thread owns its block and however many threads
+ * run, so results do not depend on the thread count.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lstm.h"
+#include "lstm_internal.h"
+#include "threadpool.h"
+
+#define LF_CAT_(a, b) a##_##b
+#define LF_CAT(a, b) LF_CAT_(a, b)
+#define FN(name) LF_CAT(name, SFX)
+
+#define U ((int64_t)(VBYTES / sizeof(REAL)))
+#define INLINE static inline __attribute__((always_inline))
+
+typedef REAL FN(vec) __attribute__((vector_size(VBYTES)));
+#define V FN(vec)
+
+#if LF_REAL_IS_DOUBLE
+typedef int64_t FN(ivec) __attribute__((vector_size(VBYTES)));
+#else
+typedef int32_t FN(ivec) __attribute__((vector_size(VBYTES)));
+#endif
+#define VI FN(ivec)
+
+/* ---- vector helpers ---------------------------------------------------- */
+
+INLINE V FN(vload)(const REAL *p) {
+    V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+INLINE void FN(vstore)(REAL *p, V v) { memcpy(p, &v, sizeof v); }
+INLINE V FN(vbcast)(REAL a) { return (V){0} + a; }
+
+/* first n lanes (n <= U) of p, the rest zero: for the last block of units */
+INLINE V FN(vload_n)(const REAL *p, int64_t n) {
+    if (n == U) return FN(vload)(p);
+    REAL tmp[U];
+    memset(tmp, 0, sizeof tmp);
+    memcpy(tmp, p, (size_t)n * sizeof(REAL));
+    return FN(vload)(tmp);
+}
+INLINE void FN(vstore_n)(REAL *p, V v, int64_t n) {
+    if (n == U) {
+        FN(vstore)(p, v);
+        return;
+    }
+    REAL tmp[U];
+    FN(vstore)(tmp, v);
+    memcpy(p, tmp, (size_t)n * sizeof(REAL));
+}
+
+/* max and min that keep a NaN in a: a NaN input must give a NaN output */
+INLINE V FN(vmax)(V a, V b) {
+    VI m = a < b;
+    return (V)(((VI)b & m) | ((VI)a & ~m));
+}
+INLINE V FN(vmin)(V a, V b) {
+    VI m = a > b;
+    return (V)(((VI)b & m) | ((VI)a & ~m));
+}
+
+/* exp(x): x = n ln2 + r, |r| <= ln2/2; e^r by its Taylor series (degree 7
+ * for float, 13 for double: below half an ulp on that range); 2^n built in
+ * the exponent bits. x is clamped so that 2^n stays a normal number. */
+INLINE V FN(vexp)(V x) {
+#if LF_REAL_IS_DOUBLE
+    const REAL lo = -708.0, hi = 709.0, shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    const REAL ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const int mant_bits = 52, exp_bias = 1023;
+#else
+    const REAL lo = -87.0f, hi = 88.0f, shifter = 12582912.0f; /* 1.5 * 2^23 */
+    const REAL ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const int mant_bits = 23, exp_bias = 127;
+#endif
+    const REAL log2e = (REAL)1.44269504088896340736;
+    x = FN(vmin)(FN(vmax)(x, FN(vbcast)(lo)), FN(vbcast)(hi));
+    V t = x * log2e + shifter; /* round(x / ln2) sits in t's low mantissa bits */
+    V n = t - shifter;
+    V r = x - n * ln2_hi;
+    r = r - n * ln2_lo;
+#if LF_REAL_IS_DOUBLE
+    V p = FN(vbcast)(1.0 / 6227020800.0);
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+#else
+    V p = FN(vbcast)(1.0f / 5040.0f);
+#endif
+    p = p * r + (REAL)(1.0 / 720.0);
+    p = p * r + (REAL)(1.0 / 120.0);
+    p = p * r + (REAL)(1.0 / 24.0);
+    p = p * r + (REAL)(1.0 / 6.0);
+    p = p * r + (REAL)0.5;
+    p = p * r + (REAL)1.0;
+    p = p * r + (REAL)1.0;
+    VI k = (VI)t - (VI)FN(vbcast)(shifter);
+    V scale = (V)((k + exp_bias) << mant_bits);
+    return p * scale;
+}
+
+INLINE V FN(vsigmoid)(V x) { return (REAL)1 / ((REAL)1 + FN(vexp)(-x)); }
+INLINE V FN(vtanh)(V x) { return (REAL)2 / ((REAL)1 + FN(vexp)(x * (REAL)-2)) - (REAL)1; }
+
+/* ---- forward ------------------------------------------------------------ */
+
+typedef struct {
+    const lf_lstm_dims *d;
+    int64_t Hp, nblk;
+    REAL *y, *h_T, *c_T, *gates, *cell, *hprev;
+    const REAL *xproj, *rk, *bias, *h0, *c0;
+    REAL *packed; /* (nblk, H, 4, U): block j, row k, gate g, lane u = rk[k, g*H + j*U + u] */
+    REAL *hbuf;   /* (2, B, Hp): h before / after the current step          */
+    REAL *cbuf;   /* (B, Hp): c, updated in place by the owner of each unit */
+    lf_barrier bar;
+} FN(fwd_ctx);
+
+/* The epilogue of one row of a tile: z = acc + xproj + bias, gates, c, h. */
+INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int64_t t, int64_t s,
+                               int64_t u0, int64_t nu, const REAL *cur, REAL *nxt) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int active = d->lengths == NULL || t < d->lengths[b];
+    REAL *cp = cx->cbuf + b * Hp + u0;
+    V out;
+    if (!active) { /* masked: carry h and c */
+        V h = FN(vload)(cur + b * Hp + u0);
+        FN(vstore)(nxt + b * Hp + u0, h);
+        if (cx->gates)
+            for (int g = 0; g < 4; g++)
+                FN(vstore_n)(cx->gates + (b * T + t) * G + g * H + u0, (V){0}, nu);
+        if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, FN(vload)(cp), nu);
+        out = d->zero_output_for_mask ? (V){0} : h;
+    } else {
+        const REAL *xp = cx->xproj + (b * T + t) * G + u0;
+        V z[4];
+        for (int g = 0; g < 4; g++) {
+            z[g] = acc[g] + FN(vload_n)(xp + g * H, nu);
+            if (cx->bias) z[g] += FN(vload_n)(cx->bias + g * H + u0, nu);
+        }
+        V act[4];
+        act[0] = FN(vsigmoid)(z[0]);
+        act[1] = FN(vsigmoid)(z[1]);
+        act[2] = FN(vtanh)(z[2]);
+        act[3] = FN(vsigmoid)(z[3]);
+        V c = act[1] * FN(vload)(cp) + act[0] * act[2];
+        FN(vstore)(cp, c);
+        V h = act[3] * FN(vtanh)(c);
+        FN(vstore)(nxt + b * Hp + u0, h);
+        if (cx->gates) /* may overwrite xp: it has been read above */
+            for (int g = 0; g < 4; g++)
+                FN(vstore_n)(cx->gates + (b * T + t) * G + g * H + u0, act[g], nu);
+        if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, c, nu);
+        out = h;
+    }
+    if (d->return_sequences)
+        FN(vstore_n)(cx->y + (b * T + s) * H + u0, out, nu);
+    else if (s == T - 1)
+        FN(vstore_n)(cx->y + b * H + u0, out, nu);
+}
+
+/* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ packed_j,
+ * then its epilogue. mr is a constant at every call site. */
+INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t, int64_t s,
+                         const REAL *cur, REAL *nxt) {
+    const int64_t H = cx->d->H, Hp = cx->Hp;
+    const REAL *p = cx->packed + j * H * 4 * U;
+    V acc[MR_FWD][4];
+    for (int r = 0; r < mr; r++)
+        for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
+    const REAL *hrow = cur + b0 * Hp;
+    for (int64_t k = 0; k < H; k++, p += 4 * U) {
+        V p0 = FN(vload)(p), p1 = FN(vload)(p + U), p2 = FN(vload)(p + 2 * U),
+          p3 = FN(vload)(p + 3 * U);
+        for (int r = 0; r < mr; r++) {
+            V a = FN(vbcast)(hrow[r * Hp + k]);
+            acc[r][0] += a * p0;
+            acc[r][1] += a * p1;
+            acc[r][2] += a * p2;
+            acc[r][3] += a * p3;
+        }
+    }
+    const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
+    for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, acc[r], b0 + r, t, s, u0, nu, cur, nxt);
+}
+
+static void FN(fwd_task)(void *arg, int tid, int nth) {
+    FN(fwd_ctx) *cx = arg;
+    const lf_lstm_dims *d = cx->d;
+    const int64_t B = d->B, T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
+    const int64_t v0 = j0 * U, v1 = j1 * U; /* this thread's units, padded */
+    unsigned fp_state = lf_fp_enter();
+
+    for (int64_t j = j0; j < j1; j++) { /* pack this thread's panels */
+        REAL *p = cx->packed + j * H * 4 * U;
+        for (int64_t k = 0; k < H; k++)
+            for (int g = 0; g < 4; g++)
+                for (int64_t u = 0; u < U; u++) {
+                    int64_t unit = j * U + u;
+                    *p++ = unit < H ? cx->rk[k * G + g * H + unit] : (REAL)0;
+                }
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t v = v0; v < v1; v++) {
+            cx->hbuf[b * Hp + v] = v < H && cx->h0 ? cx->h0[b * H + v] : (REAL)0;
+            cx->cbuf[b * Hp + v] = v < H && cx->c0 ? cx->c0[b * H + v] : (REAL)0;
+        }
+    lf_barrier_wait(&cx->bar);
+
+    for (int64_t s = 0; s < T; s++) {
+        const int64_t t = d->go_backwards ? T - 1 - s : s;
+        const REAL *cur = cx->hbuf + (s & 1) * B * Hp;
+        REAL *nxt = cx->hbuf + ((s + 1) & 1) * B * Hp;
+        if (cx->hprev)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t v = v0; v < v1 && v < H; v++)
+                    cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
+        for (int64_t j = j0; j < j1; j++) {
+            int64_t b0 = 0;
+            for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
+            switch (B - b0) { /* constant row counts, so each call is specialised */
+#if MR_FWD > 3
+            case 3: FN(fwd_tile)(cx, 3, b0, j, t, s, cur, nxt); break;
+#endif
+#if MR_FWD > 2
+            case 2: FN(fwd_tile)(cx, 2, b0, j, t, s, cur, nxt); break;
+#endif
+            case 1: FN(fwd_tile)(cx, 1, b0, j, t, s, cur, nxt); break;
+            default: break;
+            }
+        }
+        lf_barrier_wait(&cx->bar);
+    }
+
+    const REAL *hfin = cx->hbuf + (T & 1) * B * Hp;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t v = v0; v < v1 && v < H; v++) {
+            if (cx->h_T) cx->h_T[b * H + v] = hfin[b * Hp + v];
+            if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
+            if (T == 0 && !d->return_sequences) cx->y[b * H + v] = hfin[b * Hp + v];
+        }
+    lf_fp_exit(fp_state);
+}
+
+int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev,
+                   const REAL *xproj, const REAL *rk, const REAL *bias, const REAL *h0,
+                   const REAL *c0, const lf_lstm_dims *d, int n_threads) {
+    FN(fwd_ctx) cx = {.d = d, .y = y, .h_T = h_T, .c_T = c_T, .gates = gates, .cell = cell,
+                      .hprev = hprev, .xproj = xproj, .rk = rk, .bias = bias, .h0 = h0,
+                      .c0 = c0};
+    cx.nblk = (d->H + U - 1) / U;
+    cx.Hp = cx.nblk * U;
+    size_t n_packed, n_h;
+    if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
+        lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
+        return LF_ENOMEM;
+    REAL *work = lf_alloc((n_packed + 3 * n_h) * sizeof(REAL));
+    if (!work) return LF_ENOMEM;
+    cx.packed = work;
+    cx.hbuf = work + n_packed;
+    cx.cbuf = cx.hbuf + 2 * n_h;
+    int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth);
+    lf_free(work);
+    return LF_OK;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+typedef struct {
+    const lf_lstm_dims *d;
+    int64_t Hp, nblk;
+    REAL *dz, *dh0, *dc0;
+    const REAL *dy, *dh_T, *dc_T, *gates, *cell, *c0, *rk;
+    REAL *packed; /* (nblk, G, U): block j, row k, lane u = rk[j*U + u, k] (recurrent_kernel.T) */
+    REAL *dh;     /* (B, Hp) dL/dh of the state entering the current step (from later steps) */
+    REAL *dhpass; /* (B, Hp) the part of dh that bypasses the step (masked rows) */
+    REAL *dc;     /* (B, Hp) dL/dc, likewise */
+    lf_barrier bar;
+} FN(bwd_ctx);
+
+/* Gate gradients of one row and block at step s (time t, previous time tp). */
+INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp, int64_t s,
+                              int64_t u0, int64_t nu) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int active = d->lengths == NULL || t < d->lengths[b];
+    V dh = FN(vload)(cx->dh + b * Hp + u0);
+    if (cx->dy && (active || !d->zero_output_for_mask)) {
+        if (d->return_sequences)
+            dh += FN(vload_n)(cx->dy + (b * T + s) * H + u0, nu);
+        else if (s == T - 1)
+            dh += FN(vload_n)(cx->dy + b * H + u0, nu);
+    }
+    REAL *dzrow = cx->dz + (b * T + t) * G + u0;
+    if (!active) {
+        FN(vstore)(cx->dhpass + b * Hp + u0, dh);
+        for (int g = 0; g < 4; g++) FN(vstore_n)(dzrow + g * H, (V){0}, nu);
+        return;
+    }
+    const REAL *gr = cx->gates + (b * T + t) * G + u0;
+    V i = FN(vload_n)(gr, nu), f = FN(vload_n)(gr + H, nu), g = FN(vload_n)(gr + 2 * H, nu),
+      o = FN(vload_n)(gr + 3 * H, nu);
+    V c = FN(vload_n)(cx->cell + (b * T + t) * H + u0, nu);
+    V c_prev = tp >= 0   ? FN(vload_n)(cx->cell + (b * T + tp) * H + u0, nu)
+               : cx->c0 ? FN(vload_n)(cx->c0 + b * H + u0, nu)
+                        : (V){0};
+    V tc = FN(vtanh)(c);
+    V d_o = dh * tc;
+    V dc = FN(vload)(cx->dc + b * Hp + u0) + dh * o * ((REAL)1 - tc * tc);
+    V dz_i = dc * g * i * ((REAL)1 - i);
+    V dz_f = dc * c_prev * f * ((REAL)1 - f);
+    V dz_g = dc * i * ((REAL)1 - g * g);
+    V dz_o = d_o * o * ((REAL)1 - o);
+    FN(vstore_n)(dzrow, dz_i, nu); /* may overwrite gr: read above */
+    FN(vstore_n)(dzrow + H, dz_f, nu);
+    FN(vstore_n)(dzrow + 2 * H, dz_g, nu);
+    FN(vstore_n)(dzrow + 3 * H, dz_o, nu);
+    FN(vstore)(cx->dc + b * Hp + u0, dc * f);
+    FN(vstore)(cx->dhpass + b * Hp + u0, (V){0});
+}
+
+/* dh[rows b0..b0+mr, block j] = dz_t[rows, :] @ recurrent_kernel.T[:, block] + dhpass.
+ * Two accumulators per row (even and odd k) keep the FMA pipes busy at B=1. */
+INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t) {
+    const int64_t T = cx->d->T, G = 4 * cx->d->H, Hp = cx->Hp;
+    const REAL *q = cx->packed + j * G * U;
+    V a0[MR_BWD], a1[MR_BWD];
+    const REAL *dzr[MR_BWD];
+    for (int r = 0; r < mr; r++) {
+        a0[r] = a1[r] = (V){0};
+        dzr[r] = cx->dz + ((b0 + r) * T + t) * G;
+    }
+    for (int64_t k = 0; k < G; k += 2, q += 2 * U) { /* G = 4H is even */
+        V q0 = FN(vload)(q), q1 = FN(vload)(q + U);
+        for (int r = 0; r < mr; r++) {
+            a0[r] += FN(vbcast)(dzr[r][k]) * q0;
+            a1[r] += FN(vbcast)(dzr[r][k + 1]) * q1;
+        }
+    }
+    const int64_t u0 = j * U;
+    for (int r = 0; r < mr; r++) {
+        int64_t o = (b0 + r) * Hp + u0;
+        FN(vstore)(cx->dh + o, a0[r] + a1[r] + FN(vload)(cx->dhpass + o));
+    }
+}
+
+static void FN(bwd_task)(void *arg, int tid, int nth) {
+    FN(bwd_ctx) *cx = arg;
+    const lf_lstm_dims *d = cx->d;
+    const int64_t B = d->B, T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
+    const int64_t v0 = j0 * U, v1 = j1 * U;
+    unsigned fp_state = lf_fp_enter();
+
+    for (int64_t j = j0; j < j1; j++) { /* each thread reads only its own panels */
+        REAL *p = cx->packed + j * G * U;
+        for (int64_t k = 0; k < G; k++)
+            for (int64_t u = 0; u < U; u++) {
+                int64_t unit = j * U + u;
+                *p++ = unit < H ? cx->rk[unit * G + k] : (REAL)0;
+            }
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t v = v0; v < v1; v++) {
+            cx->dh[b * Hp + v] = v < H && cx->dh_T ? cx->dh_T[b * H + v] : (REAL)0;
+            cx->dc[b * Hp + v] = v < H && cx->dc_T ? cx->dc_T[b * H + v] : (REAL)0;
+        }
+
+    for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t t = d->go_backwards ? T - 1 - s : s;
+        const int64_t tp = s == 0 ? -1 : (d->go_backwards ? t + 1 : t - 1);
+        for (int64_t j = j0; j < j1; j++) {
+            const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
+            for (int64_t b = 0; b < B; b++) FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu);
+        }
+        lf_barrier_wait(&cx->bar); /* every unit's dz_t is written */
+        for (int64_t j = j0; j < j1; j++) {
+            int64_t b0 = 0;
+            for (; b0 + MR_BWD <= B; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, b0, j, t);
+            switch (B - b0) {
+#if MR_BWD > 7
+            case 7: FN(bwd_tile)(cx, 7, b0, j, t); break;
+            case 6: FN(bwd_tile)(cx, 6, b0, j, t); break;
+            case 5: FN(bwd_tile)(cx, 5, b0, j, t); break;
+            case 4: FN(bwd_tile)(cx, 4, b0, j, t); break;
+#endif
+            case 3: FN(bwd_tile)(cx, 3, b0, j, t); break;
+            case 2: FN(bwd_tile)(cx, 2, b0, j, t); break;
+            case 1: FN(bwd_tile)(cx, 1, b0, j, t); break;
+            default: break;
+            }
+        }
+        /* No barrier here: the next step's gate gradients of a block use
+         * only this thread's dh and dc, and write a different time of dz. */
+    }
+
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t v = v0; v < v1 && v < H; v++) {
+            cx->dh0[b * H + v] = cx->dh[b * Hp + v];
+            cx->dc0[b * H + v] = cx->dc[b * Hp + v];
+        }
+    lf_fp_exit(fp_state);
+}
+
+int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *dh_T,
+                    const REAL *dc_T, const REAL *gates, const REAL *cell, const REAL *c0,
+                    const REAL *rk, const lf_lstm_dims *d, int n_threads) {
+    FN(bwd_ctx) cx = {.d = d, .dz = dz, .dh0 = dh0, .dc0 = dc0, .dy = dy, .dh_T = dh_T,
+                      .dc_T = dc_T, .gates = gates, .cell = cell, .c0 = c0, .rk = rk};
+    cx.nblk = (d->H + U - 1) / U;
+    cx.Hp = cx.nblk * U;
+    size_t n_packed, n_h;
+    if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
+        lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
+        return LF_ENOMEM;
+    REAL *work = lf_alloc((n_packed + 3 * n_h) * sizeof(REAL));
+    if (!work) return LF_ENOMEM;
+    cx.packed = work;
+    cx.dh = work + n_packed;
+    cx.dhpass = cx.dh + n_h;
+    cx.dc = cx.dhpass + n_h;
+    int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth);
+    lf_free(work);
+    return LF_OK;
+}
+
+#undef V
+#undef VI
+#undef U
+#undef INLINE
+#undef FN
+#undef LF_CAT
+#undef LF_CAT_

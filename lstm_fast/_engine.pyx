@@ -1,0 +1,539 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The boundary between Python and the C engine (csrc/lstm.h).
+
+Everything is validated and converted here while holding the GIL; the C time
+loops then run without it. The large time-batched GEMMs are NumPy's matmul
+(its BLAS releases the GIL too):
+
+    forward:  xproj = x @ kernel                       (B*T, I) @ (I, 4H)
+              C: the time loop on xproj, recurrent_kernel, bias
+    backward: C: the time loop giving dz                (B, T, 4H)
+              dx = dz @ kernel.T,  dkernel += x.T @ dz,
+              drecurrent_kernel += hprev.T @ dz,  dbias += sum(dz)
+
+Shapes: B batch, T time, I input features, H units.
+"""
+
+import os
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+from .reference import LSTMGradients
+
+cnp.import_array()
+
+
+cdef extern from "lstm_cython.h" nogil:
+    enum:
+        LF_OK
+        LF_ENOMEM
+        LF_EINVAL
+        LF_ISA_GENERIC
+        LF_ISA_AVX2
+        LF_ISA_AVX512
+        LF_ISA_COUNT
+
+    ctypedef struct lf_lstm_dims:
+        int64_t B, T, I, H
+        int go_backwards
+        int return_sequences
+        int zero_output_for_mask
+        const int64_t *lengths
+
+    int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *cell,
+                            float *hprev, const float *xproj, const float *recurrent_kernel,
+                            const float *bias, const float *h0, const float *c0,
+                            const lf_lstm_dims *d, int n_threads)
+    int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
+                            double *hprev, const double *xproj, const double *recurrent_kernel,
+                            const double *bias, const double *h0, const double *c0,
+                            const lf_lstm_dims *d, int n_threads)
+    int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy,
+                             const float *dh_T, const float *dc_T, const float *gates,
+                             const float *cell, const float *c0, const float *recurrent_kernel,
+                             const lf_lstm_dims *d, int n_threads)
+    int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
+                             const double *dh_T, const double *dc_T, const double *gates,
+                             const double *cell, const double *c0,
+                             const double *recurrent_kernel, const lf_lstm_dims *d,
+                             int n_threads)
+    int lf_isa_supported(int isa)
+    int lf_get_isa()
+    int lf_set_isa(int isa)
+    const char *lf_isa_name(int isa)
+    int lf_block_units(int elem_size)
+
+
+# ---- instruction set and threads ----------------------------------------------
+
+_ISA_BY_NAME = {"generic": LF_ISA_GENERIC, "avx2": LF_ISA_AVX2, "avx512": LF_ISA_AVX512}
+
+
+def supported_isas():
+    """Names of the instruction-set paths this CPU and build can run, best last."""
+    return [name for name, isa in _ISA_BY_NAME.items() if lf_isa_supported(isa)]
+
+
+def get_isa():
+    """Name of the instruction-set path the kernels use now."""
+    return lf_isa_name(lf_get_isa()).decode()
+
+
+def set_isa(name):
+    """Force an instruction-set path: 'generic', 'avx2' or 'avx512'.
+
+    The environment variable LSTM_FAST_ISA does the same at import.
+    """
+    if name not in _ISA_BY_NAME:
+        raise ValueError(
+            f"Expected isa to be one of {sorted(_ISA_BY_NAME)}. Received: isa={name!r}")
+    if lf_set_isa(_ISA_BY_NAME[name]) != LF_OK:
+        raise ValueError(
+            f"Expected an isa this CPU supports, one of {supported_isas()}. "
+            f"Received: isa={name!r}")
+
+
+def block_units(dtype=np.float32):
+    """Hidden units per SIMD block of the current path (for tests of the tails)."""
+    return lf_block_units(np.dtype(dtype).itemsize)
+
+
+def _threads_from_env():
+    for var in ("LSTM_FAST_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                n = int(value.split(",")[0])
+            except ValueError:
+                raise ValueError(
+                    f"Expected {var} to be a positive integer. Received: {var}={value!r}")
+            if n < 1:
+                raise ValueError(
+                    f"Expected {var} to be a positive integer. Received: {var}={value!r}")
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Threads the kernels use when n_threads=None: LSTM_FAST_NUM_THREADS,
+    else OMP_NUM_THREADS, else the cores this process may run on."""
+    return _threads_from_env()
+
+
+cdef int _resolve_threads(n_threads) except -1:
+    if n_threads is None:
+        return _threads_from_env()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
+            or n_threads < 1:
+        raise ValueError(
+            f"Expected n_threads to be None or a positive integer. "
+            f"Received: n_threads={n_threads!r}")
+    return min(int(n_threads), 1024)
+
+
+_env_isa = os.environ.get("LSTM_FAST_ISA", "").strip().lower()
+if _env_isa:
+    set_isa(_env_isa)
+lf_get_isa()  # choose the path now, under the import lock
+
+
+# ---- validation ------------------------------------------------------------------
+
+cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
+    """a as a C-contiguous array of dtype with the given shape, or a clear error."""
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"Expected {name} to be an array of numbers. Received: {e}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Expected {name} to have a real numeric dtype (it is converted to {dtype.name}). "
+            f"Received: {name}.dtype={a.dtype}")
+    if a.shape != shape:
+        raise ValueError(
+            f"Expected {name}.shape={shape_doc}={shape}. Received: {name}.shape={a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+cdef object _optional(object a, str name, object dtype, tuple shape, str shape_doc):
+    return None if a is None else _real(a, name, dtype, shape, shape_doc)
+
+
+cdef inline void *_ptr(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef object _weights_dtype(object kernel, object recurrent_kernel):
+    if not isinstance(kernel, np.ndarray) or not isinstance(recurrent_kernel, np.ndarray):
+        raise TypeError(
+            "Expected kernel and recurrent_kernel to be NumPy arrays of float32 or float64. "
+            f"Received: kernel type={type(kernel).__name__}, "
+            f"recurrent_kernel type={type(recurrent_kernel).__name__}")
+    dtype = kernel.dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"Expected kernel.dtype to be float32 or float64 (it sets the dtype of the "
+            f"computation). Received: kernel.dtype={dtype}")
+    return dtype
+
+
+cdef tuple _check_weights(object kernel, object recurrent_kernel, object bias):
+    """Validated (kernel, recurrent_kernel, bias, dtype, I, H)."""
+    dtype = _weights_dtype(kernel, recurrent_kernel)
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] < 1 \
+            or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError(
+            "Expected recurrent_kernel.shape=(H, 4*H) with H >= 1. "
+            f"Received: recurrent_kernel.shape={recurrent_kernel.shape}")
+    H = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[1] != 4 * H:
+        raise ValueError(
+            f"Expected kernel.shape=(I, 4*H)=(I, {4 * H}) (H={H} from recurrent_kernel). "
+            f"Received: kernel.shape={kernel.shape}")
+    I = kernel.shape[0]
+    kernel = _real(kernel, "kernel", dtype, (I, 4 * H), "(I, 4*H)")
+    recurrent_kernel = _real(recurrent_kernel, "recurrent_kernel", dtype, (H, 4 * H),
+                             "(H, 4*H)")
+    bias = _optional(bias, "bias", dtype, (4 * H,), "(4*H,)")
+    return kernel, recurrent_kernel, bias, dtype, I, H
+
+
+cdef object _check_lengths(object lengths, Py_ssize_t B, Py_ssize_t T):
+    if lengths is None:
+        return None
+    a = np.asarray(lengths)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"Expected lengths to hold integers. Received: lengths.dtype={a.dtype}")
+    if a.shape != (B,):
+        raise ValueError(f"Expected lengths.shape=(B,)=({B},). Received: lengths.shape={a.shape}")
+    if B and (a.min() < 0 or a.max() > T):
+        raise ValueError(
+            f"Expected every length in [0, T]=[0, {T}]. "
+            f"Received: lengths min={a.min()}, max={a.max()}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+cdef void _raise_for(int rc, str what) except *:
+    if rc == LF_ENOMEM:
+        raise MemoryError(f"lstm_fast: cannot allocate the scratch memory of {what}")
+    if rc != LF_OK:
+        raise RuntimeError(f"lstm_fast: the C {what} rejected its arguments (code {rc})")
+
+
+def _empty(shape, dtype):
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError) as e:
+        raise MemoryError(f"lstm_fast: cannot allocate an array of shape {shape}: {e}")
+
+
+# ---- the training cache ------------------------------------------------------------
+
+class LSTMCache:
+    """What `lstm_backward` needs from a training-mode `lstm_forward`.
+
+    Indexed by original time t, whatever the direction:
+        gates  (B, T, 4H)  activations i, f, g, o of step t (zeros where masked)
+        cell   (B, T, H)   c after step t
+        hprev  (B, T, H)   h before step t
+    `hidden` (B, T, H), h after step t, is derived from hprev and h_T.
+
+    By default `lstm_backward` writes the gate gradients over `gates` (saving
+    B*T*4H numbers): the cache is then consumed.
+    """
+
+    def __init__(self, x, kernel, recurrent_kernel, bias, h0, c0, lengths, gates, cell,
+                 hprev, h_T, go_backwards, return_sequences, zero_output_for_mask):
+        self.x = x
+        self.kernel = kernel
+        self.recurrent_kernel = recurrent_kernel
+        self.has_bias = bias is not None
+        self.h0 = h0
+        self.c0 = c0
+        self.lengths = lengths
+        self.gates = gates
+        self.cell = cell
+        self.hprev = hprev
+        self.h_T = h_T
+        self.go_backwards = go_backwards
+        self.return_sequences = return_sequences
+        self.zero_output_for_mask = zero_output_for_mask
+        self.consumed = False
+
+    @property
+    def hidden(self):
+        """h after step t, (B, T, H)."""
+        T = self.hprev.shape[1]
+        out = np.empty_like(self.hprev)
+        if T == 0:
+            return out
+        if self.go_backwards:  # step t is followed by step t-1, whose hprev is h after t
+            out[:, 1:] = self.hprev[:, :-1]
+            out[:, 0] = self.h_T
+        else:
+            out[:, :-1] = self.hprev[:, 1:]
+            out[:, -1] = self.h_T
+        return out
+
+
+# ---- forward -------------------------------------------------------------------
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
+                 lengths=None, go_backwards=False, return_sequences=True,
+                 zero_output_for_mask=False, training=False, n_threads=None):
+    """Run one LSTM layer over a whole sequence with the compiled kernels.
+
+    Args:
+        x: (B, T, I) input.
+        kernel: (I, 4H) float32 or float64; its dtype is the computation's.
+        recurrent_kernel: (H, 4H). bias: (4H,) or None.
+        h0, c0: (B, H) initial state, or None for zeros.
+        lengths: (B,) ints in [0, T] or None; step t of sample b is computed
+            iff t < lengths[b], else h and c are carried.
+        go_backwards: process t = T-1 .. 0; y is in processing order (Keras).
+        return_sequences: y is (B, T, H) if True, else (B, H).
+        zero_output_for_mask: masked steps output zeros instead of the carried h.
+        training: keep what `lstm_backward` needs and return it as the cache.
+        n_threads: threads for the time loop; None = `get_num_threads()`.
+
+    Returns:
+        (y, h_T, c_T, cache); cache is None unless training.
+    """
+    kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != I:
+        raise ValueError(
+            f"Expected x.shape=(B, T, I)=(B, T, {I}) (I={I} from kernel). "
+            f"Received: x.shape={x.shape}")
+    B, T = x.shape[0], x.shape[1]
+    x = _real(x, "x", dtype, (B, T, I), "(B, T, I)")
+    h0 = _optional(h0, "h0", dtype, (B, H), "(B, H)")
+    c0 = _optional(c0, "c0", dtype, (B, H), "(B, H)")
+    cdef object lens = _check_lengths(lengths, B, T)
+    cdef int nth = _resolve_threads(n_threads)
+
+    # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM.
+    xproj = _empty((B, T, 4 * H), dtype)
+    np.matmul(x.reshape(B * T, I), kernel, out=xproj.reshape(B * T, 4 * H))
+
+    y = _empty((B, T, H) if return_sequences else (B, H), dtype)
+    h_T = _empty((B, H), dtype)
+    c_T = _empty((B, H), dtype)
+    gates = cell = hprev = None
+    if training:
+        gates = xproj  # the kernel turns each xproj element into its activation in place
+        cell = _empty((B, T, H), dtype)
+        hprev = _empty((B, T, H), dtype)
+
+    cdef lf_lstm_dims d
+    d.B, d.T, d.I, d.H = B, T, I, H
+    d.go_backwards = bool(go_backwards)
+    d.return_sequences = bool(return_sequences)
+    d.zero_output_for_mask = bool(zero_output_for_mask)
+    d.lengths = <const int64_t *>_ptr(lens)
+    cdef void *py = _ptr(y)
+    cdef void *ph = _ptr(h_T)
+    cdef void *pc = _ptr(c_T)
+    cdef void *pg = _ptr(gates)
+    cdef void *pcell = _ptr(cell)
+    cdef void *phprev = _ptr(hprev)
+    cdef void *pxp = _ptr(xproj)
+    cdef void *prk = _ptr(recurrent_kernel)
+    cdef void *pb = _ptr(bias)
+    cdef void *ph0 = _ptr(h0)
+    cdef void *pc0 = _ptr(c0)
+    cdef int rc
+    cdef bint f32 = dtype == np.float32
+    with nogil:
+        if f32:
+            rc = lf_lstm_forward_f32(<float *>py, <float *>ph, <float *>pc, <float *>pg,
+                                     <float *>pcell, <float *>phprev, <const float *>pxp,
+                                     <const float *>prk, <const float *>pb,
+                                     <const float *>ph0, <const float *>pc0, &d, nth)
+        else:
+            rc = lf_lstm_forward_f64(<double *>py, <double *>ph, <double *>pc, <double *>pg,
+                                     <double *>pcell, <double *>phprev, <const double *>pxp,
+                                     <const double *>prk, <const double *>pb,
+                                     <const double *>ph0, <const double *>pc0, &d, nth)
+    _raise_for(rc, "LSTM forward")
+
+    cache = None
+    if training:
+        cache = LSTMCache(x, kernel, recurrent_kernel, bias, h0, c0, lens, gates, cell, hprev,
+                          h_T, bool(go_backwards), bool(return_sequences),
+                          bool(zero_output_for_mask))
+    return y, h_T, c_T, cache
+
+
+def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_threads=None):
+    """One time step for streaming inference: (h, c) -> (h_new, c_new).
+
+    x_t is (B, I); h and c are (B, H) or None (zeros). Equal to `lstm_forward`
+    on the one-step sequence x_t[:, None, :].
+    """
+    kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
+    if not isinstance(x_t, np.ndarray):
+        x_t = np.asarray(x_t)
+    if x_t.ndim != 2 or x_t.shape[1] != I:
+        raise ValueError(
+            f"Expected x_t.shape=(B, I)=(B, {I}) (I={I} from kernel). "
+            f"Received: x_t.shape={x_t.shape}")
+    B = x_t.shape[0]
+    x_t = _real(x_t, "x_t", dtype, (B, I), "(B, I)")
+    h = _optional(h, "h", dtype, (B, H), "(B, H)")
+    c = _optional(c, "c", dtype, (B, H), "(B, H)")
+    cdef int nth = _resolve_threads(n_threads)
+
+    xproj = np.matmul(x_t, kernel)  # (B, 4H)
+    h_new = _empty((B, H), dtype)
+    c_new = _empty((B, H), dtype)
+    cdef lf_lstm_dims d
+    d.B, d.T, d.I, d.H = B, 1, I, H
+    d.go_backwards = 0
+    d.return_sequences = 0
+    d.zero_output_for_mask = 0
+    d.lengths = NULL
+    cdef void *ph = _ptr(h_new)
+    cdef void *pc = _ptr(c_new)
+    cdef void *pxp = _ptr(xproj)
+    cdef void *prk = _ptr(recurrent_kernel)
+    cdef void *pb = _ptr(bias)
+    cdef void *ph0 = _ptr(h)
+    cdef void *pc0 = _ptr(c)
+    cdef int rc
+    cdef bint f32 = dtype == np.float32
+    with nogil:  # y and h_T are the same array: at T=1 they are the same numbers
+        if f32:
+            rc = lf_lstm_forward_f32(<float *>ph, <float *>ph, <float *>pc, NULL, NULL, NULL,
+                                     <const float *>pxp, <const float *>prk,
+                                     <const float *>pb, <const float *>ph0,
+                                     <const float *>pc0, &d, nth)
+        else:
+            rc = lf_lstm_forward_f64(<double *>ph, <double *>ph, <double *>pc, NULL, NULL,
+                                     NULL, <const double *>pxp, <const double *>prk,
+                                     <const double *>pb, <const double *>ph0,
+                                     <const double *>pc0, &d, nth)
+    _raise_for(rc, "LSTM step")
+    return h_new, c_new
+
+
+# ---- backward ------------------------------------------------------------------
+
+cdef object _grad_out(object out, str name, object like):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray) or out.shape != like.shape or out.dtype != like.dtype:
+        raise ValueError(
+            f"Expected {name} to be a writeable array of shape {like.shape} and dtype "
+            f"{like.dtype} to accumulate into. Received: "
+            f"{name}={type(out).__name__} shape={getattr(out, 'shape', None)} "
+            f"dtype={getattr(out, 'dtype', None)}")
+    if not out.flags.writeable:
+        raise ValueError(f"Expected {name} to be writeable. Received: a read-only array")
+    return out
+
+
+def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkernel=None,
+                  drecurrent_kernel=None, dbias=None, retain_cache=False):
+    """Gradients of a loss through one LSTM layer, from its training cache.
+
+    Args:
+        cache: the LSTMCache of `lstm_forward(..., training=True)`.
+        dy: dL/dy, shaped like y ((B, T, H) or (B, H)), or None.
+        dh_T, dc_T: dL/dh_T and dL/dc_T, (B, H) each, or None.
+        n_threads: threads for the time loop; None = `get_num_threads()`.
+        dkernel, drecurrent_kernel, dbias: optional arrays to ADD the weight
+            gradients into (a model's gradient buffer); returned as given.
+        retain_cache: keep the cache usable for another backward call (costs a
+            (B, T, 4H) array); by default the gate gradients overwrite its gates.
+
+    Returns:
+        LSTMGradients(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias);
+        dbias is None when the layer has no bias.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(
+            "Expected cache to be the LSTMCache returned by lstm_forward(..., training=True). "
+            f"Received: cache={type(cache).__name__}")
+    if cache.consumed:
+        raise ValueError(
+            "Expected a fresh cache. Received: a cache already consumed by lstm_backward "
+            "(pass retain_cache=True to backpropagate through one forward more than once)")
+    x, kernel, recurrent_kernel = cache.x, cache.kernel, cache.recurrent_kernel
+    dtype = kernel.dtype
+    B, T, I = x.shape
+    H = recurrent_kernel.shape[0]
+    G = 4 * H
+    y_shape = (B, T, H) if cache.return_sequences else (B, H)
+    dy = _optional(dy, "dy", dtype, y_shape, "(B, T, H)" if cache.return_sequences else "(B, H)")
+    dh_T = _optional(dh_T, "dh_T", dtype, (B, H), "(B, H)")
+    dc_T = _optional(dc_T, "dc_T", dtype, (B, H), "(B, H)")
+    dkernel = _grad_out(dkernel, "dkernel", kernel)
+    drecurrent_kernel = _grad_out(drecurrent_kernel, "drecurrent_kernel", recurrent_kernel)
+    if dbias is not None and not cache.has_bias:
+        raise ValueError("Expected dbias=None for a layer without bias. Received: an array")
+    dbias = _grad_out(dbias, "dbias", np.empty(G, dtype)) if dbias is not None else None
+    cdef int nth = _resolve_threads(n_threads)
+
+    dz = _empty((B, T, G), dtype) if retain_cache else cache.gates
+    dh0 = _empty((B, H), dtype)
+    dc0 = _empty((B, H), dtype)
+    cdef lf_lstm_dims d
+    d.B, d.T, d.I, d.H = B, T, I, H
+    d.go_backwards = cache.go_backwards
+    d.return_sequences = cache.return_sequences
+    d.zero_output_for_mask = cache.zero_output_for_mask
+    d.lengths = <const int64_t *>_ptr(cache.lengths)
+    cdef void *pdz = _ptr(dz)
+    cdef void *pdh0 = _ptr(dh0)
+    cdef void *pdc0 = _ptr(dc0)
+    cdef void *pdy = _ptr(dy)
+    cdef void *pdhT = _ptr(dh_T)
+    cdef void *pdcT = _ptr(dc_T)
+    cdef void *pg = _ptr(cache.gates)
+    cdef void *pcell = _ptr(cache.cell)
+    cdef void *pc0 = _ptr(cache.c0)
+    cdef void *prk = _ptr(recurrent_kernel)
+    cdef int rc
+    cdef bint f32 = dtype == np.float32
+    with nogil:
+        if f32:
+            rc = lf_lstm_backward_f32(<float *>pdz, <float *>pdh0, <float *>pdc0,
+                                      <const float *>pdy, <const float *>pdhT,
+                                      <const float *>pdcT, <const float *>pg,
+                                      <const float *>pcell, <const float *>pc0,
+                                      <const float *>prk, &d, nth)
+        else:
+            rc = lf_lstm_backward_f64(<double *>pdz, <double *>pdh0, <double *>pdc0,
+                                      <const double *>pdy, <const double *>pdhT,
+                                      <const double *>pdcT, <const double *>pg,
+                                      <const double *>pcell, <const double *>pc0,
+                                      <const double *>prk, &d, nth)
+    _raise_for(rc, "LSTM backward")
+    if not retain_cache:
+        cache.consumed = True
+
+    # The non-sequential GEMMs over all B*T rows.
+    dz2 = dz.reshape(B * T, G)
+    dx = np.matmul(dz2, kernel.T).reshape(B, T, I)           # dx = dz @ kernel.T
+    dk = np.matmul(x.reshape(B * T, I).T, dz2)                # dkernel = x.T @ dz
+    dr = np.matmul(cache.hprev.reshape(B * T, H).T, dz2)      # drecurrent = hprev.T @ dz
+    db = dz2.sum(axis=0) if cache.has_bias else None          # dbias = sum(dz)
+    if dkernel is not None:
+        dkernel += dk
+        dk = dkernel
+    if drecurrent_kernel is not None:
+        drecurrent_kernel += dr
+        dr = drecurrent_kernel
+    if dbias is not None:
+        dbias += db
+        db = dbias
+    return LSTMGradients(dx=dx, dh0=dh0, dc0=dc0, dkernel=dk, drecurrent_kernel=dr, dbias=db)

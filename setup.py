@@ -1,0 +1,50 @@
+"""Builds the compiled engine: csrc/*.c (the C kernels) + lstm_fast/_engine.pyx.
+
+The ISA-specific kernels (csrc/lstm_isa_avx2.c, csrc/lstm_isa_avx512.c) set
+their own instruction set with `#pragma GCC target`, and the engine picks one
+at run time, so the build is generic x86-64: never -march=native.
+
+LSTM_FAST_SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer
+(for CI; run Python with LD_PRELOAD of libasan).
+"""
+
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+C_SOURCES = [
+    "csrc/lstm.c",
+    "csrc/threadpool.c",
+    "csrc/lstm_isa_generic.c",
+    "csrc/lstm_isa_avx2.c",
+    "csrc/lstm_isa_avx512.c",
+]
+
+compile_args = ["-O3", "-std=c11", "-Wall", "-Wno-psabi", "-Wno-unused-function",
+                "-fno-math-errno", "-fno-trapping-math"]
+link_args = ["-pthread"]
+if sys.platform.startswith("linux"):
+    compile_args.append("-pthread")
+if os.environ.get("LSTM_FAST_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+           "-fno-omit-frame-pointer", "-g"]
+    compile_args = [a for a in compile_args if a != "-O3"] + ["-O1"] + san
+    link_args += san
+
+extensions = [
+    Extension(
+        "lstm_fast._engine",
+        sources=["lstm_fast/_engine.pyx"] + C_SOURCES,
+        include_dirs=["csrc", np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", None)],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        depends=["csrc/lstm.h", "csrc/lstm_cython.h", "csrc/lstm_internal.h", "csrc/threadpool.h",
+                 "csrc/lstm_kernels.inc.c"],
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))
