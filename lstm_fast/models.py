@@ -624,7 +624,8 @@ class Sequential:
             return _mask_weights(mask, sample_weight, y_pred.dtype)
         return sample_weight
 
-    def _train_step(self, x, y, sw):
+    def _loss_and_gradients(self, x, y, sw):
+        """Loss of one batch (training mode) with the gradients left in `self._grads`."""
         self._grads.fill(0)
         y_pred, mask = self._forward(x, training=True)
         weights = self._loss_weights(sw, mask, y_pred)
@@ -635,6 +636,34 @@ class Sequential:
         self._backward(dy)
         if self._reg_slots:
             loss += self._regularization(add_gradients=True)
+        return loss, y_pred, mask
+
+    def compute_gradients(self, x, y, sample_weight=None):
+        """The loss of one batch and its gradient for every weight (no update).
+
+        Runs in training mode (dropout active). The model must be compiled.
+
+        Args:
+            x, y: one batch.
+            sample_weight: optional (B,) weights.
+
+        Returns:
+            (loss, [gradient arrays in the order of get_weights()]).
+
+        Example:
+
+        >>> loss, grads = model.compute_gradients(x[:32], y[:32])
+        """
+        self._assert_compiled("compute_gradients")
+        x = self._prepare_x(x, "x", check_finite=True)
+        self._ensure_built(x.shape)
+        y = self._prepare_y(y, len(x), x.shape, "y", check_finite=True)
+        sw = self._prepare_sample_weight(sample_weight, len(x))
+        loss = self._loss_and_gradients(x, y, sw)[0]
+        return loss, [np.array(owner._grads[n], copy=True) for owner, n in self._slots]
+
+    def _train_step(self, x, y, sw):
+        loss, y_pred, mask = self._loss_and_gradients(x, y, sw)
         frozen = [(o, s, self._params[o : o + s].copy()) for o, s in self._frozen]
         self.optimizer.apply(self._params, self._grads)
         for o, s, saved in frozen:
