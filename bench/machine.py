@@ -1,0 +1,143 @@
+"""What machine a result comes from, and its measured GEMM peak."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import socket
+import subprocess
+import time
+
+import numpy as np
+
+# Environment variables that change what the libraries do; recorded in every result.
+ENV_VARS = [
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "LSTM_FAST_NUM_THREADS",
+    "LSTM_FAST_ISA",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "KERAS_BACKEND",
+]
+ISA_FLAGS = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
+
+
+def cpu_info():
+    model, flags, physical = "unknown", set(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    for block in text.split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines()) if k
+        )
+        if "model name" in fields:
+            model = fields["model name"]
+        if "flags" in fields:
+            flags = set(fields["flags"].split())
+        if "physical id" in fields and "core id" in fields:
+            physical.add((fields["physical id"], fields["core id"]))
+    logical = os.cpu_count() or 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = logical
+    return {
+        "cpu_model": model,
+        "logical_cpus": logical,
+        "physical_cores": len(physical) or None,
+        "usable_cpus": usable,
+        "isa_flags": [f for f in ISA_FLAGS if f in flags],
+    }
+
+
+def memory_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+        return round(kib / 2**20, 1)
+    except (OSError, AttributeError):
+        return None
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [
+            {k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
+            for pool in threadpool_info()
+        ]
+    except ImportError:
+        return "threadpoolctl not installed"
+
+
+def git_commit(repo_dir):
+    try:
+        commit = subprocess.run(
+            ["git", "-C", repo_dir, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", repo_dir, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "") if commit else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe(repo_dir):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    info = cpu_info()
+    info.update(
+        {
+            "hostname": socket.gethostname(),
+            "date_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numpy_blas": blas_info(),
+            "memory_gib": memory_gib(),
+            "env": {k: os.environ.get(k) for k in ENV_VARS if os.environ.get(k) is not None},
+            "repo_commit": git_commit(repo_dir),
+        }
+    )
+    return info
+
+
+def machine_slug(info):
+    """A file-name-safe machine name: CPU model and core count, e.g. amd-epyc-2c."""
+    model = re.sub(r"\((r|tm)\)|cpu|processor|@.*$", " ", info["cpu_model"].lower())
+    model = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "cpu"
+    return f"{model}-{info['usable_cpus']}c"
+
+
+def measure_peak(dtype=np.float32, n=4096, repeats=5):
+    """GFLOP/s of a large square matmul through NumPy's BLAS on all cores:
+    the machine's practical GEMM peak. Best and median of `repeats` runs."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    np.matmul(a, b, out=out)  # warm-up: threads started, pages touched
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        rates.append(2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return {
+        "dtype": np.dtype(dtype).name,
+        "n": n,
+        "best_gflops": max(rates),
+        "median_gflops": float(np.median(rates)),
+        "blas": blas_info(),
+    }

@@ -1,0 +1,642 @@
+"""Side-by-side benchmark of lstm_fast against PyTorch, TensorFlow/Keras, ONNX Runtime
+and lstm_fast's NumPy reference, on the workloads of shared/BENCH.md.
+
+    python bench/run.py                 # everything (about 10-15 minutes on 2 cores)
+    python bench/run.py --quick         # smoke run, under a minute
+    python bench/run.py --workloads seed,large,latency-256 --contenders torch,onnxruntime
+
+Method (see bench/README.md): the same weights for every contender; each
+contender's result is checked against lstm_fast's (lstm_fast's against the NumPy
+reference in float64) before anything is timed; warm-up; then rounds in which
+every contender runs in turn (A B C A B C ...); median (and p99 for latency
+rows); GFLOP/s by BENCH.md's formulas and as a fraction of the matmul peak
+measured in the same run; peak RSS per contender from its own worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(BENCH_DIR)
+if BENCH_DIR not in sys.path:
+    sys.path.insert(0, BENCH_DIR)
+
+import contenders as contenders_mod  # noqa: E402
+import machine  # noqa: E402
+import workloads  # noqa: E402
+
+SCHEMA = 1
+# A result passes its check when max|a - b| <= TOL * max(1, max|b|) for every array,
+# b being the baseline (lstm_fast, or the float64 NumPy reference for lstm_fast).
+TOL = {"float32": 1e-4, "float64": 1e-10}
+# The whole job compares predictions before and after one epoch of Adam (no
+# shuffle); optimizer details (where epsilon sits) move those a little more.
+TOL_JOB = {"float32": 2e-3, "float64": 1e-6}
+
+FULL = dict(rounds=7, budget_s=3.0, warmup_s=0.5, min_latency_samples=300, min_step_samples=3000,
+            peak_n=4096, peak_repeats=5, job_rounds=2)
+QUICK = dict(rounds=3, budget_s=0.15, warmup_s=0.05, min_latency_samples=30, min_step_samples=200,
+             peak_n=2048, peak_repeats=3, job_rounds=1)
+PAUSE_S = 0.01  # between two contenders' turns: lets spinning thread pools go idle
+
+
+def _ensure_lstm_fast_importable():
+    try:
+        import lstm_fast  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, REPO_DIR)  # running from a checkout without installing
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+class Worker:
+    """A contender's process at a thread count (see worker.py)."""
+
+    def __init__(self, ctx, name, n_threads):
+        self.name, self.n_threads = name, n_threads
+        self.conn, child = ctx.Pipe()
+        import worker
+
+        env = {
+            "OMP_NUM_THREADS": str(n_threads),
+            "OPENBLAS_NUM_THREADS": str(n_threads),
+            "MKL_NUM_THREADS": str(n_threads),
+            "LSTM_FAST_NUM_THREADS": str(n_threads),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # inherited by the child at exec, read by its libraries at import
+        try:
+            self.proc = ctx.Process(target=worker.main, args=(child, name, n_threads), daemon=True)
+            self.proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        child.close()
+        self.status, self.info, self.error = "starting", {}, None
+
+    def wait_ready(self, timeout=600):
+        status, payload = self.request(None, timeout)
+        self.status = status
+        if status == "ok":
+            self.info = payload
+        else:
+            self.error = payload
+
+    def request(self, msg, timeout=3600):
+        try:
+            if msg is not None:
+                self.conn.send(msg)
+            if not self.conn.poll(timeout):
+                return "error", f"no answer from the {self.name} worker in {timeout} s"
+            return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self.proc.join(1)
+            return "error", f"the {self.name} worker died (exit code {self.proc.exitcode})"
+
+    def close(self):
+        if self.proc.is_alive():
+            try:
+                self.conn.send(("exit",))
+                self.conn.poll(5)
+            except (BrokenPipeError, OSError):
+                pass
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(5)
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def compare(got, want, tol):
+    """Max abs error per array, and pass/fail against tol * max(1, max|want|)."""
+    errors, ok = {}, True
+    for key, w in want.items():
+        g = got.get(key)
+        if g is None or np.shape(g) != np.shape(w):
+            errors[key] = {"error": f"shape {np.shape(g)} vs {np.shape(w)}"}
+            ok = False
+            continue
+        w64, g64 = np.asarray(w, np.float64), np.asarray(g, np.float64)
+        scale = max(1.0, float(np.max(np.abs(w64)))) if w64.size else 1.0
+        err = float(np.max(np.abs(g64 - w64))) if w64.size else 0.0
+        passed = bool(np.isfinite(err) and err <= tol * scale)
+        errors[key] = {"max_abs_err": err, "scale": scale, "pass": passed}
+        ok = ok and passed
+    return {"pass": ok, "tol": tol, "rule": "max|a-b| <= tol * max(1, max|b|)", "arrays": errors}
+
+
+def reference_check(row, data):
+    """What lstm_fast must give: the NumPy reference, computed in float64."""
+    from lstm_fast import reference
+
+    f64 = {k: np.asarray(v, np.float64) for k, v in data.items()}
+    K, R, b = f64["kernel"], f64["recurrent_kernel"], f64["bias"]
+    if row["kind"] == "train":
+        y, _, _, cache = reference.lstm_forward(f64["x"], K, R, b, training=True)
+        g = reference.lstm_backward(cache, f64["projection"])
+        return {"y": y, "dx": g.dx, "dkernel": g.dkernel, "drecurrent_kernel": g.drecurrent_kernel, "dbias": g.dbias}
+    if row["kind"] == "infer":
+        return {"y": reference.lstm_forward(f64["x"], K, R, b)[0]}
+    B, H = f64["x_steps"].shape[1], R.shape[0]
+    h, c, hs = np.zeros((B, H)), np.zeros((B, H)), []
+    for x_t in f64["x_steps"]:
+        _, h, c, _ = reference.lstm_forward(x_t[:, None, :], K, R, b, h, c)
+        hs.append(h)
+    return {"h": np.stack(hs), "c": c}
+
+
+def _check_text(check):
+    parts = []
+    for key, e in check["arrays"].items():
+        parts.append(f"{key} {e['max_abs_err']:.1e}" if "max_abs_err" in e else f"{key} {e['error']}")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------- rows
+
+
+def label(name, threads, row):
+    return f"{name}@{threads}" if len(row["threads"]) > 1 else name
+
+
+def run_row(row, data, pool, names, settings, dtype, peak):
+    """Set up, check, warm up and time one row on every contender; a result dict."""
+    kind = row["kind"]
+    tol = (TOL_JOB if kind == "job" else TOL)[dtype]
+    results, live = {}, []
+    for name in names:
+        for threads in row["threads"]:
+            lab = label(name, threads, row)
+            w = pool[(name, threads)]
+            entry = {"contender": name, "threads": threads}
+            results[lab] = entry
+            if w.status != "ok":
+                entry.update(status="missing" if w.status == "missing" else "error", error=w.error)
+            elif name == "reference" and row["id"] not in workloads.REFERENCE_TIMED:
+                entry.update(status="n/a", error="the reference is timed on the small rows only")
+            elif name == "onnxruntime" and kind in ("train", "job"):
+                entry.update(status="n/a", error="inference only")
+            else:
+                live.append((lab, w))
+
+    # setup + check, all workers at once (nothing is timed yet)
+    for lab, w in live:
+        w.conn.send(("setup", row, data))
+    checks = {}
+    for lab, w in list(live):
+        status, payload = w.request(None)
+        if status == "ok":
+            checks[lab] = payload["check"]
+            results[lab]["rss_base_mib"] = payload["rss_base_mib"]
+        else:
+            results[lab].update(status={"missing": "missing", "n/a": "n/a"}.get(status, "error"), error=payload)
+            live.remove((lab, w))
+            w.request(("teardown",))
+
+    # checks: lstm_fast against the float64 reference; the others against lstm_fast
+    threads_all = max(row["threads"])
+    base_lab = label("lstm_fast", threads_all, row)
+    if base_lab not in checks:  # lstm_fast failed: compare the rest with the first that ran
+        base_lab = next(iter(checks), None)
+    if kind != "job":
+        want = reference_check(row, data)
+        for lab in checks:
+            if results[lab]["contender"] == "lstm_fast":
+                results[lab]["check"] = dict(compare(checks[lab], want, tol), against="reference (float64)")
+    for lab in checks:
+        if "check" not in results[lab]:
+            if lab == base_lab:
+                results[lab]["check"] = {"pass": True, "against": None, "note": "baseline of this row"}
+            else:
+                results[lab]["check"] = dict(compare(checks[lab], checks[base_lab], tol), against=base_lab)
+        c = results[lab]["check"]
+        if c.get("against"):
+            verdict = "PASS" if c["pass"] else "FAIL"
+            print(f"    check {lab:<16} vs {c['against']:<20} {_check_text(c)}  "
+                  f"(tol {c['tol']:g} x max(1,|b|)) {verdict}", flush=True)
+
+    # warm-up, then interleaved rounds
+    pause_gc = kind != "job"
+    estimate = {}
+    for lab, w in live:
+        if kind == "job":
+            estimate[lab] = None  # the check's 1-epoch fit was the warm-up
+            continue
+        status, times = w.request(("run", 1, pause_gc))
+        if status != "ok":
+            results[lab].update(status="error", error=times)
+            continue
+        t1 = max(times[0], 1e-7)
+        n_warm = int(min(max(settings["warmup_s"] / t1, 1), 2000))
+        status, times = w.request(("run", n_warm, pause_gc))
+        estimate[lab] = float(np.median(times)) if status == "ok" else t1
+    live = [(lab, w) for lab, w in live if lab in estimate]
+
+    rounds = settings["job_rounds"] if kind == "job" else settings["rounds"]
+    min_samples = 1
+    if kind == "step":
+        min_samples = settings["min_step_samples"]
+    elif _is_latency(row):
+        min_samples = settings["min_latency_samples"]
+    per_round = {}
+    for lab, _ in live:
+        if kind == "job":
+            per_round[lab] = 1
+        else:
+            n = math.ceil(settings["budget_s"] / rounds / estimate[lab])
+            per_round[lab] = int(min(max(n, math.ceil(min_samples / rounds), 1), 100_000))
+    samples = {lab: [] for lab, _ in live}
+    for r in range(rounds):
+        order = live[r % len(live):] + live[: r % len(live)] if live else []
+        for lab, w in order:
+            if results[lab].get("status") == "error":
+                continue
+            status, times = w.request(("run", per_round[lab], pause_gc))
+            if status != "ok":
+                results[lab].update(status="error", error=times)
+                continue
+            samples[lab].extend(times)
+            time.sleep(PAUSE_S)
+
+    for lab, w in live:
+        entry = results[lab]
+        status, rss = w.request(("rss",))
+        if status == "ok":
+            entry["rss_peak_mib"], entry["rss_method"] = rss["peak_mib"], rss["method"]
+        w.request(("teardown",))
+        if entry.get("status") == "error" or not samples[lab]:
+            entry.setdefault("status", "error")
+            continue
+        t = np.asarray(samples[lab])
+        entry.update(
+            status="ok",
+            n=len(t),
+            median_ms=float(np.median(t)) * 1e3,
+            p99_ms=float(np.percentile(t, 99)) * 1e3,
+            min_ms=float(t.min()) * 1e3,
+            mean_ms=float(t.mean()) * 1e3,
+        )
+        if row["flops"]:
+            gflops = row["flops"] / float(np.median(t)) / 1e9
+            entry["gflops"] = gflops
+            entry["frac_peak"] = gflops / peak["best_gflops"]
+
+    # speedups of lstm_fast over each contender at the same thread count
+    for lab, entry in results.items():
+        ours = results.get(label("lstm_fast", entry["threads"], row), {})
+        if entry.get("status") == "ok" and ours.get("status") == "ok" and entry["contender"] != "lstm_fast":
+            entry["speedup_median"] = entry["median_ms"] / ours["median_ms"]
+            entry["speedup_p99"] = entry["p99_ms"] / ours["p99_ms"]
+    return dict(row, results=results, tolerance=tol)
+
+
+def _is_latency(row):
+    return row["workload"].startswith("latency")
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def fmt_time(ms):
+    if ms is None:
+        return "-"
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    if ms >= 1:
+        return f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
+    return f"{ms * 1000:.3g} us"
+
+
+def table_lines(result, names):
+    """Rows x contenders; each cell the time and lstm_fast's speedup over it."""
+    header = ["row", "stat", *names]
+    lines = []
+    for row in result["rows"]:
+        for threads in row["threads"]:
+            stats = ["median"]
+            if row["kind"] == "step" or _is_latency(row):
+                stats = ["p50", "p99"]
+            for stat in stats:
+                key = "p99_ms" if stat == "p99" else "median_ms"
+                skey = "speedup_p99" if stat == "p99" else "speedup_median"
+                name = row["id"] + (f" @{threads}t" if len(row["threads"]) > 1 else "")
+                cells = [name, stat]
+                for c in names:
+                    e = row["results"].get(label(c, threads, row))
+                    cells.append(_cell(e, key, skey))
+                lines.append(cells)
+    return header, lines
+
+
+def _cell(e, key, skey):
+    if e is None:
+        return ""
+    if e.get("status") != "ok":
+        return e.get("status", "?")
+    text = fmt_time(e[key])
+    if skey in e:
+        text += f" ({e[skey]:.2f}x)"
+    if e.get("check") and not e["check"].get("pass", True):
+        text += " CHECK FAILED"
+    return text
+
+
+def print_table(header, lines, out=sys.stdout):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(fmt.format(*header), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for cells in lines:
+        print(fmt.format(*cells), file=out)
+
+
+def md_table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in cells) + " |" for cells in lines]
+    return "\n".join(out)
+
+
+def detail_lines(result, names):
+    header = ["row", "contender", "threads", "median", "p99", "n", "GFLOP/s", "% peak", "peak RSS MiB",
+              "base RSS MiB", "check"]
+    lines = []
+    for row in result["rows"]:
+        for lab, e in row["results"].items():
+            if e.get("status") != "ok":
+                lines.append([row["id"], lab, e["threads"], e.get("status"), "", "", "", "", "", "",
+                              str(e.get("error", "")).strip().splitlines()[-1][:80] if e.get("error") else ""])
+                continue
+            check = e.get("check", {})
+            if check.get("against"):
+                worst = max((a.get("max_abs_err", float("inf")) for a in check["arrays"].values()), default=0)
+                ctext = f"{'pass' if check['pass'] else 'FAIL'} {worst:.1e} vs {check['against']}"
+            else:
+                ctext = "baseline"
+            lines.append([
+                row["id"], lab, e["threads"], fmt_time(e["median_ms"]), fmt_time(e["p99_ms"]), e["n"],
+                f"{e['gflops']:.1f}" if "gflops" in e else "-",
+                f"{100 * e['frac_peak']:.0f}%" if "frac_peak" in e else "-",
+                f"{e['rss_peak_mib']:.0f}" if "rss_peak_mib" in e else "-",
+                f"{e['rss_base_mib']:.0f}" if e.get("rss_base_mib") is not None else "-",
+                ctext,
+            ])
+    return header, lines
+
+
+def scaling_lines(result):
+    header = ["row", "contender", "1 thread", "all threads", "speedup from threads"]
+    lines = []
+    for row in result["rows"]:
+        if row.get("group") != "scaling":
+            continue
+        lo, hi = min(row["threads"]), max(row["threads"])
+        for c in dict.fromkeys(e["contender"] for e in row["results"].values()):
+            a, b = row["results"].get(f"{c}@{lo}", {}), row["results"].get(f"{c}@{hi}", {})
+            if a.get("status") == "ok" and b.get("status") == "ok":
+                lines.append([row["id"], c, fmt_time(a["median_ms"]), fmt_time(b["median_ms"]) + f" ({hi} threads)",
+                              f"{a['median_ms'] / b['median_ms']:.2f}x"])
+    return header, lines
+
+
+def write_markdown(path, result, names):
+    m = result["machine"]
+    lines = [
+        f"# lstm_fast benchmark: {result['name']}",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Date (UTC): {m['date_utc']}, commit {m.get('repo_commit')}, dtype {result['dtype']}, "
+        f"threads {result['threads']}, mode {'quick' if result['quick'] else 'full'}.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['usable_cpus']} usable CPUs ({m['logical_cpus']} logical, "
+        f"{m.get('physical_cores')} physical cores), ISA flags: {', '.join(m['isa_flags'])}",
+        f"- Memory: {m.get('memory_gib')} GiB; OS: {m['os']}; Python {m['python']}; NumPy {m['numpy']}",
+        f"- NumPy BLAS: {m['numpy_blas']}",
+        f"- Environment: {m['env'] or 'none of ' + ', '.join(machine.ENV_VARS)}",
+        f"- Peak (float32 {result['peak']['n']}x{result['peak']['n']} matmul through NumPy, all cores): "
+        f"{result['peak']['best_gflops']:.1f} GFLOP/s best "
+        f"(start {result['peak_runs'][0]['best_gflops']:.1f}, end {result['peak_runs'][-1]['best_gflops']:.1f})",
+        "",
+        "## Contenders",
+        "",
+    ]
+    for c, info in result["contenders"].items():
+        for threads, i in info.items():
+            if i["status"] == "ok":
+                v = {k: val for k, val in i["info"].items() if k != "import_s"}
+                lines.append(f"- **{c}** ({threads} threads): {v}")
+            else:
+                err = str(i["error"]).strip().splitlines()[-1] if i["error"] else ""
+                lines.append(f"- **{c}** ({threads} threads): {i['status'].upper()}: {err}")
+    header, tl = table_lines(result, names)
+    lines += ["", "## Results", "",
+              "Median (p50/p99 for latency rows) per call; in brackets lstm_fast's speedup over that "
+              "contender (its time / lstm_fast's time).", "", md_table(header, tl), ""]
+    header, sl = scaling_lines(result)
+    if sl:
+        lines += ["## Thread scaling", "", md_table(header, sl), ""]
+    header, dl = detail_lines(result, names)
+    lines += ["## Details", "",
+              "GFLOP/s by BENCH.md's formulas (train 24·T·B·H·(I+H), forward 8·T·B·H·(I+H)); % peak of the "
+              "matmul peak above; RSS from each contender's own worker process (peak during the row, and the "
+              "process's base at the row's start: interpreter + library).", "", md_table(header, dl), ""]
+    lines += ["## Checks", "", f"Rule: max|a-b| <= tol * max(1, max|b|) per array; tol {TOL[result['dtype']]:g} "
+              f"for layer rows, {TOL_JOB[result['dtype']]:g} for the whole job (predictions before and after one "
+              "epoch without shuffle).", ""]
+    for row in result["rows"]:
+        for lab, e in row["results"].items():
+            c = e.get("check")
+            if c and c.get("against"):
+                lines.append(f"- {row['id']} {lab} vs {c['against']}: {_check_text(c)}: "
+                             f"{'PASS' if c['pass'] else 'FAIL'}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: small rows, few repeats (under a minute)")
+    p.add_argument("--workloads", help=f"comma list from: {','.join(workloads.ALL)} (default: all; "
+                   f"--quick: {','.join(workloads.QUICK_DEFAULT)})")
+    p.add_argument("--contenders", help=f"comma list from: {','.join(contenders_mod.NAMES)} (default: all; "
+                   "lstm_fast always runs)")
+    p.add_argument("--threads", type=int, help="threads for every contender (default: all usable CPUs)")
+    p.add_argument("--repeats", type=int, help="interleaved rounds per row (default 7, --quick 3)")
+    p.add_argument("--budget", type=float, help="seconds of timed calls per contender per row (default 3)")
+    p.add_argument("--epochs", type=int, help="epochs of the whole seed job (default 100, --quick 2)")
+    p.add_argument("--job-repeats", type=int, help="timed fits per contender in the whole job (default 2)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--out", default=os.path.join(BENCH_DIR, "results"), help="directory for the JSON/MD results")
+    p.add_argument("--name", help="result file stem (default: <machine>-<date>[-quick])")
+    p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _ensure_lstm_fast_importable()
+    settings = dict(QUICK if args.quick else FULL)
+    if args.repeats:
+        settings["rounds"] = args.repeats
+    if args.budget:
+        settings["budget_s"] = args.budget
+    if args.job_repeats:
+        settings["job_rounds"] = args.job_repeats
+    names = contenders_mod.NAMES
+    if args.contenders:
+        wanted = [c.strip() for c in args.contenders.split(",") if c.strip()]
+        unknown = set(wanted) - set(names)
+        if unknown:
+            raise SystemExit(f"Unknown contenders {sorted(unknown)}. Expected some of {names}.")
+        names = [c for c in names if c == "lstm_fast" or c in wanted]
+    chosen = workloads.QUICK_DEFAULT if args.quick else workloads.FULL_DEFAULT
+    if args.workloads:
+        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    info = machine.describe(REPO_DIR)
+    threads_all = args.threads or info["usable_cpus"]
+    try:
+        rows = workloads.make_rows(chosen, args.quick, threads_all)
+    except ValueError as exc:
+        raise SystemExit(str(exc))
+    for row in rows:
+        row.setdefault("threads", [threads_all])
+        if row["kind"] == "job" and args.epochs:
+            row["job"]["epochs"] = args.epochs
+    dtype = args.dtype
+    t_start = time.perf_counter()
+
+    print(f"lstm_fast bench: {info['cpu_model']}, {info['usable_cpus']} CPUs, dtype {dtype}, "
+          f"{threads_all} threads, {'quick' if args.quick else 'full'} mode", flush=True)
+    if info["env"]:
+        print(f"  environment: {info['env']}")
+
+    # one worker per contender and thread count, started together (imports overlap)
+    ctx = multiprocessing.get_context("spawn")
+    needed = sorted({(c, t) for row in rows for t in row["threads"] for c in names},
+                    key=lambda k: (names.index(k[0]), -k[1]))
+    pool = {key: Worker(ctx, *key) for key in needed}
+    try:
+        for key, w in pool.items():
+            w.wait_ready()
+        contenders_info = {}
+        for (c, t), w in pool.items():
+            contenders_info.setdefault(c, {})[t] = {"status": w.status, "info": w.info, "error": w.error}
+            if w.status == "ok":
+                brief = {k: v for k, v in w.info.items() if k not in ("import_s", "lstm_fast_path")}
+                print(f"  {c} ({t} threads): {brief}")
+            else:
+                err = str(w.error).strip().splitlines()[-1] if w.error else ""
+                print(f"  {c} ({t} threads): {w.status.upper()}: {err}")
+
+        peak_dtype = np.float64 if dtype == "float64" else np.float32
+        peak_runs = [machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"])]
+        print(f"  peak: {peak_runs[0]['best_gflops']:.1f} GFLOP/s ({np.dtype(peak_dtype).name} "
+              f"{settings['peak_n']}^3 matmul, NumPy BLAS, all cores)", flush=True)
+
+        results = []
+        for row in rows:
+            s = row["shape"]
+            print(f"\n== {row['id']}  B={s['B']} T={s['T']} I={s['I']} H={s['H']}  threads {row['threads']}",
+                  flush=True)
+            data = workloads.make_data(row, dtype)
+            r = run_row(row, data, pool, names, settings, dtype, peak_runs[0])
+            for lab, e in r["results"].items():
+                if e.get("status") == "ok":
+                    speed = f"  lstm_fast {e['speedup_median']:.2f}x faster" if "speedup_median" in e else ""
+                    print(f"    {lab:<16} median {fmt_time(e['median_ms']):>10}  p99 {fmt_time(e['p99_ms']):>10}"
+                          f"  n={e['n']}{speed}", flush=True)
+                else:
+                    err = str(e.get("error", "")).strip().splitlines()
+                    print(f"    {lab:<16} {e.get('status')}: {err[-1] if err else ''}", flush=True)
+            results.append(r)
+        peak_runs.append(machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"]))
+    finally:
+        for w in pool.values():
+            w.close()
+
+    peak = max(peak_runs, key=lambda p: p["best_gflops"])
+    # the fractions of peak above used the first measurement; restate them on the best
+    for r in results:
+        for e in r["results"].values():
+            if "gflops" in e:
+                e["frac_peak"] = e["gflops"] / peak["best_gflops"]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    stem = args.name or f"{machine.machine_slug(info)}-{date}" + ("-quick" if args.quick else "") + (
+        "" if dtype == "float32" else f"-{dtype}")
+    result = {
+        "schema": SCHEMA,
+        "name": stem,
+        "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "quick": args.quick,
+        "dtype": dtype,
+        "threads": threads_all,
+        "machine": info,
+        "peak": peak,
+        "peak_runs": peak_runs,
+        "settings": settings,
+        "contenders": contenders_info,
+        "tolerance": {"layer": TOL[dtype], "job": TOL_JOB[dtype]},
+        "rows": results,
+        "elapsed_s": time.perf_counter() - t_start,
+    }
+    failed = [(r["id"], lab) for r in results for lab, e in r["results"].items()
+              if e.get("check") and not e["check"].get("pass", True)]
+    result["checks_passed"] = not failed
+
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, stem + ".json")
+    with open(json_path, "w") as f:
+        json.dump(result, f, indent=1, default=_json_default)
+    write_markdown(os.path.join(args.out, stem + ".md"), result, names)
+
+    print(f"\n== lstm_fast vs contenders ({dtype}, {threads_all} threads; in brackets: lstm_fast's speedup)")
+    print_table(*table_lines(result, names))
+    header, sl = scaling_lines(result)
+    if sl:
+        print("\n== thread scaling")
+        print_table(header, sl)
+    print(f"\npeak {peak['best_gflops']:.1f} GFLOP/s; checks {'all passed' if not failed else 'FAILED: ' + str(failed)}")
+    print(f"wrote {json_path} and .md ({result['elapsed_s']:.0f} s)")
+    if not args.no_plots:
+        try:
+            import plot
+
+            for path in plot.plot_result(json_path):
+                print(f"wrote {path}")
+        except ImportError as exc:
+            print(f"plots skipped: {exc}")
+    return 1 if failed else 0
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
