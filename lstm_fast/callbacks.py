@@ -157,6 +157,10 @@ class CallbackList:
         return bool(self._active.get(hook, self.callbacks))
 
     def _call(self, hook, *args):
+        # as Keras: every hook receives a logs dict ({} when there is nothing to log)
+        indexed = hook.startswith("on_epoch") or "batch" in hook
+        if len(args) < (2 if indexed else 1) or args[-1] is None:
+            args = (args[:1] if indexed else ()) + ({},)
         for cb in self._active.get(hook, self.callbacks):
             getattr(cb, hook)(*args)
 
