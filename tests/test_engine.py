@@ -1,0 +1,267 @@
+"""The compiled engine (lstm_fast.ops) against the NumPy reference.
+
+Every ISA path the CPU supports, float32 and float64, shapes that cover
+B = 1, I = 1, T = 1, long T and H on both sides of every SIMD width, and every
+option. The reference runs in float64 on the same (rounded) inputs.
+"""
+
+import numpy as np
+import pytest
+
+from lstm_fast import ops
+from lstm_fast import reference as ref
+
+# float32 error grows with the depth of the recurrence; 1e-4 covers T = 200.
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-12)}
+
+SHAPES = [  # (B, T, I, H)
+    (1, 1, 1, 1),
+    (1, 9, 1, 3),
+    (3, 5, 4, 17),
+    (2, 12, 3, 50),
+    (5, 3, 2, 129),
+    (7, 4, 6, 33),
+    (1, 200, 2, 8),
+]
+
+OPTIONS = {
+    "plain": dict(),
+    "backwards": dict(go_backwards=True),
+    "last": dict(return_sequences=False),
+    "lengths": dict(lengths=True),
+    "lengths-back-zero": dict(lengths=True, go_backwards=True, zero_output_for_mask=True),
+    "lengths-last-back": dict(lengths=True, return_sequences=False, go_backwards=True),
+    "nobias-nostate": dict(bias=False, state=False),
+}
+
+
+@pytest.fixture(params=ops.supported_isas())
+def isa(request):
+    before = ops.get_isa()
+    ops.set_isa(request.param)
+    yield request.param
+    ops.set_isa(before)
+
+
+def make_problem(B, T, I, H, dtype, seed=0, bias=True, state=True, lengths=False):
+    rng = np.random.default_rng(seed)
+
+    def r(*shape, scale=0.5):
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+
+    p = dict(x=r(B, T, I, scale=1.0), kernel=r(I, 4 * H), recurrent_kernel=r(H, 4 * H),
+             bias=r(4 * H) if bias else None, h0=r(B, H) if state else None,
+             c0=r(B, H) if state else None)
+    kw = {}
+    if lengths:
+        kw["lengths"] = rng.integers(0, T + 1, size=B)
+        kw["lengths"][0] = T  # keep one full row
+    return p, kw
+
+
+def as64(p):
+    return {k: (None if v is None else v.astype(np.float64)) for k, v in p.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dI%dH%d" % s)
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_forward_and_backward_match_reference(isa, dtype, shape, option):
+    opts = dict(OPTIONS[option])
+    p, kw = make_problem(*shape, dtype, bias=opts.pop("bias", True),
+                         state=opts.pop("state", True), lengths=opts.pop("lengths", False))
+    kw.update(opts)
+    y, h, c, cache = ops.lstm_forward(**p, **kw, training=True)
+    yr, hr, cr, cache_r = ref.lstm_forward(**as64(p), **kw, training=True)
+    tol = TOL[dtype]
+    assert y.dtype == dtype and y.shape == yr.shape
+    np.testing.assert_allclose(y, yr, **tol)
+    np.testing.assert_allclose(h, hr, **tol)
+    np.testing.assert_allclose(c, cr, **tol)
+    # the training cache is the reference's, where they share a meaning
+    np.testing.assert_allclose(cache.gates, cache_r.gates, **tol)
+    np.testing.assert_allclose(cache.cell, cache_r.cell, **tol)
+    np.testing.assert_allclose(cache.hidden, cache_r.hidden, **tol)
+
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dh_T = rng.standard_normal(h.shape).astype(dtype)
+    dc_T = rng.standard_normal(c.shape).astype(dtype)
+    g = ops.lstm_backward(cache, dy, dh_T, dc_T)
+    gr = ref.lstm_backward(cache_r, dy.astype(np.float64), dh_T.astype(np.float64),
+                           dc_T.astype(np.float64))
+    for name in ("dx", "dh0", "dc0", "dkernel", "drecurrent_kernel", "dbias"):
+        a, b = getattr(g, name), getattr(gr, name)
+        if b is None:
+            assert a is None, name
+            continue
+        assert a.dtype == dtype, name
+        scale = max(1.0, float(np.abs(b).max()))  # weight gradients sum over B*T terms
+        np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_thread_count_does_not_change_results(isa, dtype):
+    p, kw = make_problem(9, 13, 7, 70, dtype, lengths=True)
+    outs = []
+    for n_threads in (1, 2, 3):
+        y, h, c, cache = ops.lstm_forward(**p, **kw, training=True, n_threads=n_threads)
+        g = ops.lstm_backward(cache, dy=np.ones_like(y), n_threads=n_threads)
+        outs.append((y, h, c, *g))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_runs_are_repeatable():
+    p, kw = make_problem(16, 20, 10, 50, np.float32)
+    first = ops.lstm_forward(**p, **kw)[0]
+    for _ in range(5):
+        np.testing.assert_array_equal(ops.lstm_forward(**p, **kw)[0], first)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_streaming_steps_equal_one_call(isa, dtype):
+    B, T, I, H = 3, 10, 4, 19
+    p, _ = make_problem(B, T, I, H, dtype)
+    y, h_T, c_T, _ = ops.lstm_forward(**p)
+    h, c = p["h0"], p["c0"]
+    for t in range(T):
+        h, c = ops.lstm_step(p["x"][:, t], p["kernel"], p["recurrent_kernel"], p["bias"], h, c)
+        np.testing.assert_allclose(h, y[:, t], **TOL[dtype])
+    np.testing.assert_allclose(h, h_T, **TOL[dtype])
+    np.testing.assert_allclose(c, c_T, **TOL[dtype])
+    # and carrying the state across calls of lstm_forward itself
+    y1, h1, c1, _ = ops.lstm_forward(p["x"][:, :4], p["kernel"], p["recurrent_kernel"],
+                                     p["bias"], p["h0"], p["c0"])
+    y2, h2, c2, _ = ops.lstm_forward(p["x"][:, 4:], p["kernel"], p["recurrent_kernel"],
+                                     p["bias"], h1, c1)
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=1), y, **TOL[dtype])
+
+
+def test_gradients_accumulate_into_given_arrays():
+    p, kw = make_problem(4, 6, 3, 10, np.float64)
+    y, _, _, cache = ops.lstm_forward(**p, training=True)
+    expected = ops.lstm_backward(cache, dy=np.ones_like(y), retain_cache=True)
+    dk = np.full_like(p["kernel"], 2.0)
+    dr = np.full_like(p["recurrent_kernel"], -1.0)
+    db = np.full_like(p["bias"], 0.5)
+    g = ops.lstm_backward(cache, dy=np.ones_like(y), dkernel=dk, drecurrent_kernel=dr, dbias=db)
+    assert g.dkernel is dk and g.drecurrent_kernel is dr and g.dbias is db
+    np.testing.assert_allclose(dk, expected.dkernel + 2.0, rtol=1e-14)
+    np.testing.assert_allclose(dr, expected.drecurrent_kernel - 1.0, rtol=1e-14)
+    np.testing.assert_allclose(db, expected.dbias + 0.5, rtol=1e-14)
+
+
+def test_cache_is_consumed_unless_retained():
+    p, _ = make_problem(2, 3, 2, 5, np.float64)
+    y, _, _, cache = ops.lstm_forward(**p, training=True)
+    a = ops.lstm_backward(cache, dy=y, retain_cache=True)
+    b = ops.lstm_backward(cache, dy=y)
+    np.testing.assert_array_equal(a.dx, b.dx)
+    with pytest.raises(ValueError, match="consumed"):
+        ops.lstm_backward(cache, dy=y)
+
+
+def test_inference_mode_keeps_no_cache():
+    p, _ = make_problem(2, 3, 2, 5, np.float32)
+    assert ops.lstm_forward(**p)[3] is None
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "reversed", "list", "int-x"])
+def test_unusual_layouts_are_converted(layout):
+    p, _ = make_problem(3, 5, 4, 6, np.float64)
+    q = dict(p)
+    if layout == "fortran":
+        q = {k: (None if v is None else np.asfortranarray(v)) for k, v in p.items()}
+    elif layout == "strided":
+        big = np.zeros((3, 10, 8))
+        big[:, ::2, ::2] = p["x"]
+        q["x"] = big[:, ::2, ::2]
+    elif layout == "reversed":
+        q["x"] = p["x"][::-1].copy()[::-1]
+        q["h0"] = p["h0"][:, ::-1].copy()[:, ::-1]
+    elif layout == "list":
+        q["x"] = p["x"].tolist()
+        q["bias"] = p["bias"].tolist()
+    elif layout == "int-x":
+        p["x"] = np.round(p["x"] * 3)
+        q["x"] = p["x"].astype(np.int32)
+    y = ops.lstm_forward(**q)[0]
+    np.testing.assert_allclose(y, ref.lstm_forward(**p)[0], **TOL[np.float64])
+
+
+def test_empty_axes():
+    p, _ = make_problem(0, 4, 3, 5, np.float32)
+    y, h, c, cache = ops.lstm_forward(**p, training=True)
+    assert y.shape == (0, 4, 5) and h.shape == (0, 5)
+    g = ops.lstm_backward(cache, dy=y)
+    assert g.dkernel.shape == (3, 20) and not g.dkernel.any()
+    p, _ = make_problem(2, 0, 3, 5, np.float64)
+    y, h, c, _ = ops.lstm_forward(**p)
+    assert y.shape == (2, 0, 5)
+    np.testing.assert_array_equal(h, p["h0"])
+    y, h, c, _ = ops.lstm_forward(**p, return_sequences=False)
+    np.testing.assert_array_equal(y, p["h0"])
+
+
+def test_nan_propagates():
+    p, _ = make_problem(2, 4, 3, 5, np.float32)
+    p["x"][1, 2, 0] = np.nan
+    y = ops.lstm_forward(**p)[0]
+    assert np.isnan(y[1, 2:]).all()
+    assert np.isfinite(y[0]).all() and np.isfinite(y[1, :2]).all()
+
+
+BAD_CALLS = [
+    (dict(x=np.zeros((2, 3))), ValueError, r"x\.shape=\(B, T, I\)"),
+    (dict(x=np.zeros((2, 3, 5))), ValueError, r"Received: x\.shape=\(2, 3, 5\)"),
+    (dict(kernel=np.zeros((4, 20), np.float16)), TypeError, "kernel.dtype"),
+    (dict(kernel=np.zeros((4, 12))), ValueError, r"kernel\.shape=\(I, 4\*H\)"),
+    (dict(recurrent_kernel=np.zeros((5, 19))), ValueError, "recurrent_kernel.shape"),
+    (dict(bias=np.zeros(7)), ValueError, r"bias\.shape"),
+    (dict(h0=np.zeros((3, 5))), ValueError, r"h0\.shape=\(B, H\)"),
+    (dict(x=np.zeros((2, 3, 4), complex)), TypeError, "x.dtype"),
+    (dict(x=np.array([[["a"] * 4] * 3] * 2)), TypeError, "x.dtype"),
+    (dict(lengths=np.array([1, 4])), ValueError, "lengths"),
+    (dict(lengths=np.array([1.0, 2.0])), TypeError, "lengths"),
+    (dict(lengths=np.array([1, 2, 3])), ValueError, r"lengths\.shape"),
+    (dict(n_threads=0), ValueError, "n_threads"),
+    (dict(kernel=[[0.0] * 20] * 4), TypeError, "kernel"),
+]
+
+
+@pytest.mark.parametrize("change,error,match", BAD_CALLS)
+def test_bad_input_is_a_clear_error(change, error, match):
+    args = dict(x=np.zeros((2, 3, 4)), kernel=np.zeros((4, 20)),
+                recurrent_kernel=np.zeros((5, 20)), bias=np.zeros(20))
+    args.update(change)
+    with pytest.raises(error, match=match):
+        ops.lstm_forward(**args)
+
+
+def test_bad_backward_inputs():
+    p, _ = make_problem(2, 3, 2, 5, np.float64)
+    y, _, _, cache = ops.lstm_forward(**p, training=True)
+    with pytest.raises(ValueError, match=r"dy\.shape"):
+        ops.lstm_backward(cache, dy=np.ones((2, 5)), retain_cache=True)
+    with pytest.raises(ValueError, match="dkernel"):
+        ops.lstm_backward(cache, dy=y, dkernel=np.zeros((3, 3)), retain_cache=True)
+    with pytest.raises(TypeError, match="LSTMCache"):
+        ops.lstm_backward({"gates": 1})
+
+
+def test_isa_choice():
+    names = ops.supported_isas()
+    assert names[0] == "generic" and ops.get_isa() in names
+    with pytest.raises(ValueError, match="isa"):
+        ops.set_isa("sse9")
+
+
+def test_memory_error_for_absurd_sizes():
+    with pytest.raises(MemoryError):
+        # a (2**22, 2**24) float32 recurrent_kernel is 256 TiB: more than the address space
+        ops.lstm_forward(np.zeros((1, 1, 1), np.float32), np.zeros((1, 2**24), np.float32),
+                         np.lib.stride_tricks.as_strided(np.zeros(1, np.float32),
+                                                         (2**22, 2**24), (0, 0)))
