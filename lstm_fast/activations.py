@@ -121,7 +121,10 @@ _TABLE = {
     "softplus": (_softplus, lambda dy, x, y: dy * _sigmoid(x)),
     "softsign": (lambda x: x / (1 + np.abs(x)), lambda dy, x, y: dy / (1 + np.abs(x)) ** 2),
     "elu": (_elu, lambda dy, x, y: dy * np.where(x > 0, 1, y + 1)),
-    "selu": (_selu, lambda dy, x, y: dy * np.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)),
+    "selu": (
+        _selu,
+        lambda dy, x, y: dy * np.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA),
+    ),
     "exponential": (np.exp, lambda dy, x, y: dy * y),
     "swish": (lambda x: x * _sigmoid(x), None),
     "gelu": (lambda x: (0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))).astype(x.dtype, copy=False),

@@ -281,7 +281,8 @@ GlorotNormal = _fixed(
 )
 HeUniform = _fixed(
     "HeUniform", 2.0, "fan_in", "uniform",
-    "He uniform: U(-l, l), l = sqrt(6 / fan_in).\n\n    Example:\n\n    >>> HeUniform()((10, 20))\n",
+    "He uniform: U(-l, l), l = sqrt(6 / fan_in).\n\n"
+    "    Example:\n\n    >>> HeUniform()((10, 20))\n",
 )
 HeNormal = _fixed(
     "HeNormal", 2.0, "fan_in", "truncated_normal",

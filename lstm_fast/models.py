@@ -79,7 +79,9 @@ def _check_positive_int(value, arg_name, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Expected {arg_name} to be a positive int. Received: {arg_name}={value!r}")
+        raise ValueError(
+            f"Expected {arg_name} to be a positive int. Received: {arg_name}={value!r}"
+        )
     return int(value)
 
 
@@ -244,7 +246,7 @@ class Sequential:
             if layer.name == name:
                 return layer
         raise ValueError(
-            f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}"
+            f"No such layer: {name}. Existing layers are: {[layer.name for layer in self._layers]}"
         )
 
     def _input_spec(self):
@@ -303,7 +305,9 @@ class Sequential:
         slots = [slot for layer in self._layers for slot in layer._weight_slots()]
         dtypes = {getattr(owner, n).dtype for owner, n in slots}
         if len(dtypes) > 1:
-            detail = ", ".join(f"{l.name}: {l.dtype}" for l in self._layers if l.weights)
+            detail = ", ".join(
+                f"{layer.name}: {layer.dtype}" for layer in self._layers if layer.weights
+            )
             raise ValueError(
                 "All layers of a model must have the same dtype (one parameter buffer). "
                 f"Received: {detail}"
@@ -445,7 +449,8 @@ class Sequential:
 
         >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
         """
-        from . import losses, metrics as metrics_module, optimizers
+        from . import losses, optimizers
+        from . import metrics as metrics_module
 
         if loss is None:
             raise ValueError(
@@ -779,12 +784,14 @@ class Sequential:
             raise ValueError(f"Expected epochs to be an int >= 0. Received: epochs={epochs!r}")
         if not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
             raise ValueError(
-                f"Expected initial_epoch to be an int >= 0. Received: initial_epoch={initial_epoch!r}"
+                "Expected initial_epoch to be an int >= 0. "
+                f"Received: initial_epoch={initial_epoch!r}"
             )
         verbose = _verbose_level(verbose)
         if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
             raise ValueError(
-                f"Expected validation_split in [0, 1). Received: validation_split={validation_split!r}"
+                "Expected validation_split in [0, 1). "
+                f"Received: validation_split={validation_split!r}"
             )
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"Expected shuffle to be a bool. Received: shuffle={shuffle!r}")
@@ -1127,7 +1134,8 @@ class Sequential:
             "=" * line_length,
             f"Total params: {total:,} ({_bytes(total * itemsize)})",
             f"Trainable params: {trainable:,} ({_bytes(trainable * itemsize)})",
-            f"Non-trainable params: {total - trainable:,} ({_bytes((total - trainable) * itemsize)})",
+            f"Non-trainable params: {total - trainable:,} "
+            f"({_bytes((total - trainable) * itemsize)})",
             "_" * line_length,
         ]
         for line in lines:

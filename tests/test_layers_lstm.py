@@ -9,7 +9,7 @@ from lstm_fast.layers import LSTM
 
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 ATOL = {np.float32: 1e-5, np.float64: 1e-12}
-B, T, I, H = 3, 5, 4, 6
+B, T, I, H = 3, 5, 4, 6  # noqa: E741 - shape letters
 
 
 def make_x(seed=0, shape=(B, T, I)):

@@ -16,7 +16,7 @@ from lstm_fast.layers import (
     serialize,
 )
 
-B, T, I, H = 3, 6, 4, 5
+B, T, I, H = 3, 6, 4, 5  # noqa: E741 - shape letters
 
 
 def test_dropout_training_and_inference():

@@ -1,7 +1,7 @@
 """Sequential.compile / fit / evaluate / predict: Keras behaviours and bad input."""
 
-import io
 import contextlib
+import io
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from lstm_fast.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Inp
 from lstm_fast.models import Sequential
 
 
-def data(n=64, T=5, I=3, seed=0):
+def data(n=64, T=5, I=3, seed=0):  # noqa: E741 - shape letters
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, T, I)).astype("float32")
     y = x.sum(axis=(1, 2))[:, None] / 4  # learnable target

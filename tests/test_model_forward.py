@@ -25,7 +25,7 @@ def softmax(z):
 
 
 def test_stacked_model_matches_reference_chain():
-    T, I = 7, 4
+    T, I = 7, 4  # noqa: E741
     model = Sequential([
         Input(shape=(T, I), dtype=F64),
         LSTM(5, return_sequences=True, dtype=F64),
@@ -147,7 +147,7 @@ def test_masked_loss_is_the_mean_over_valid_steps():
 
 
 def test_masking_then_stacked_lstms_match_reference():
-    T, I = 6, 3
+    T, I = 6, 3  # noqa: E741
     model = Sequential([
         Masking(0.0, input_shape=(T, I), dtype=F64),
         LSTM(4, return_sequences=True, dtype=F64),

@@ -173,7 +173,8 @@ class Layer:
         """Copies of the weights, in Keras's order and layout.
 
         Returns:
-            A list of NumPy arrays (e.g. LSTM: kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)).
+            A list of NumPy arrays (e.g. LSTM: kernel (I, 4H), recurrent_kernel (H, 4H),
+            bias (4H,)).
         """
         return [np.array(w, copy=True) for w in self.weights]
 
