@@ -12,8 +12,6 @@ No per-sample Python loops: per batch, a handful of NumPy calls per layer.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
@@ -1187,31 +1185,27 @@ class Sequential:
         return saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        """Write the weights (Keras order) to an .npz file, atomically (no pickle).
+        """Write the weights (Keras order) to a versioned file, atomically (no pickle).
 
         Args:
             filepath: destination path.
             overwrite: replace an existing file.
+
+        Example:
+
+        >>> model.save_weights("model.weights.lf"); model.load_weights("model.weights.lf")
         """
-        filepath = os.fspath(filepath)
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(f"Expected a new path (overwrite=False). Received: {filepath}")
-        directory = os.path.dirname(os.path.abspath(filepath))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{f"w{i:04d}": w for i, w in enumerate(self.get_weights())})
-            os.replace(tmp, filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from . import saving
+
+        self._ensure_built()
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        """Read weights written by `save_weights` (no pickle)."""
-        with np.load(os.fspath(filepath), allow_pickle=False) as data:
-            keys = sorted(k for k in data.files if k.startswith("w"))
-            self.set_weights([data[k] for k in keys])
+        """Read weights written by `save_weights` (or `save`) into this model."""
+        from . import saving
+
+        self._ensure_built()
+        saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<Sequential name={self.name}, layers={len(self._layers)}, built={self.built}>"
