@@ -190,10 +190,22 @@ def get(identifier):
 
 
 def serialize(activation):
-    """The name of an activation (what get_config stores)."""
+    """The name of an activation (what get_config stores).
+
+    Example:
+
+    >>> serialize("silu")
+    'swish'
+    """
     return get(activation).name
 
 
 def deserialize(name):
-    """The activation of a name (inverse of `serialize`)."""
+    """The activation of a name (inverse of `serialize`).
+
+    Example:
+
+    >>> deserialize("relu")(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
     return get(name)

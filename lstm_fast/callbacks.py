@@ -51,57 +51,75 @@ class Callback:
         self.params = {}
 
     def set_model(self, model):
+        """Give the callback the model it observes (done by fit/evaluate/predict)."""
         self.model = model
 
     def set_params(self, params):
+        """Give the callback the run's parameters: {'verbose', 'epochs', 'steps'}."""
         self.params = params
 
     def on_train_begin(self, logs=None):
+        """Called once at the start of `fit`."""
         pass
 
     def on_train_end(self, logs=None):
+        """Called once at the end of `fit`."""
         pass
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of every epoch (epoch index from 0)."""
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of every epoch with its logs (validation included); may add keys."""
         pass
 
     def on_batch_begin(self, batch, logs=None):
+        """Alias of on_train_batch_begin (Keras 2 name)."""
         pass
 
     def on_batch_end(self, batch, logs=None):
+        """Alias of on_train_batch_end (Keras 2 name)."""
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before every training batch."""
         self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
+        """Called after every training batch with the running logs of the epoch."""
         self.on_batch_end(batch, logs)
 
     def on_test_begin(self, logs=None):
+        """Called at the start of `evaluate` (and of validation in `fit`)."""
         pass
 
     def on_test_end(self, logs=None):
+        """Called at the end of `evaluate` with its logs."""
         pass
 
     def on_test_batch_begin(self, batch, logs=None):
+        """Called before every evaluation batch."""
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        """Called after every evaluation batch."""
         pass
 
     def on_predict_begin(self, logs=None):
+        """Called at the start of `predict`."""
         pass
 
     def on_predict_end(self, logs=None):
+        """Called at the end of `predict`."""
         pass
 
     def on_predict_batch_begin(self, batch, logs=None):
+        """Called before every prediction batch."""
         pass
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Called after every prediction batch (logs['outputs'] holds the batch's outputs)."""
         pass
 
 
@@ -138,6 +156,11 @@ class CallbackList:
         callbacks: list of callbacks.
         model: the model given to every callback.
         params: {'verbose', 'epochs', 'steps'}.
+
+    Example:
+
+    >>> cbks = CallbackList([History()], model=model, params={"epochs": 1})
+    >>> cbks.on_epoch_end(0, {"loss": 0.1})
     """
 
     def __init__(self, callbacks=None, model=None, params=None):
@@ -312,6 +335,10 @@ class ProgbarLogger(Callback):
     Args:
         verbose: 1 or 2 (default: the `verbose` of fit).
         stream: output stream (default sys.stdout).
+
+    Example:
+
+    >>> model.fit(x, y, verbose=0, callbacks=[ProgbarLogger(verbose=1)])  # bar, quiet fit
     """
 
     def __init__(self, verbose=None, stream=None):

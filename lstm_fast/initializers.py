@@ -52,12 +52,14 @@ class Initializer:
         self._rng = None if seed is None else np.random.default_rng(seed)
 
     def rng(self):
+        """The generator to draw from: the private one (seed given) or lstm_fast's."""
         return self._rng if self._rng is not None else utils.get_rng()
 
     def __call__(self, shape, dtype=None):
         raise NotImplementedError
 
     def get_config(self):
+        """The constructor arguments (round-trips via from_config)."""
         return {"seed": self.seed} if "seed" in self._config_keys() else {}
 
     def _config_keys(self):
@@ -425,6 +427,11 @@ def serialize(initializer):
     """{'class_name', 'config'} of an initializer (what get_config stores).
 
     A plain callable is returned as is (it cannot be written to a file).
+
+    Example:
+
+    >>> serialize(Constant(0.5))
+    {'class_name': 'Constant', 'config': {'value': 0.5}}
     """
     if not isinstance(initializer, Initializer):
         return initializer
@@ -432,5 +439,10 @@ def serialize(initializer):
 
 
 def deserialize(config):
-    """Inverse of `serialize`."""
+    """Inverse of `serialize`.
+
+    Example:
+
+    >>> deserialize({'class_name': 'Constant', 'config': {'value': 0.5}})((2,))
+    """
     return get(config)

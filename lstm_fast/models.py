@@ -1229,6 +1229,11 @@ def load_model(filepath, custom_objects=None, compile=True, **kwargs):
 
     Returns:
         A Sequential model.
+
+    Example:
+
+    >>> model.save("model.keras")
+    >>> same = lstm_fast.models.load_model("model.keras")
     """
     from . import saving
 

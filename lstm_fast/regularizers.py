@@ -24,9 +24,11 @@ class Regularizer:
         raise NotImplementedError
 
     def gradient(self, w):
+        """d penalty / d w, an array shaped as w."""
         raise NotImplementedError
 
     def get_config(self):
+        """The constructor arguments (round-trips via from_config)."""
         return {}
 
     @classmethod
@@ -104,18 +106,33 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-def l1(l1=0.01):  # noqa: D103 - Keras alias
-    """Alias of `L1`."""
+def l1(l1=0.01):
+    """Alias of `L1`.
+
+    Example:
+
+    >>> Dense(4, kernel_regularizer=l1(1e-4))
+    """
     return L1(l1)
 
 
 def l2(l2=0.01):
-    """Alias of `L2`."""
+    """Alias of `L2`.
+
+    Example:
+
+    >>> Dense(4, kernel_regularizer=l2(1e-4))
+    """
     return L2(l2)
 
 
 def l1_l2(l1=0.01, l2=0.01):
-    """`L1L2` with Keras's function defaults (0.01, 0.01)."""
+    """`L1L2` with Keras's function defaults (0.01, 0.01).
+
+    Example:
+
+    >>> Dense(4, kernel_regularizer=l1_l2(1e-5, 1e-4))
+    """
     return L1L2(l1, l2)
 
 
@@ -149,12 +166,24 @@ def get(identifier):
 
 
 def serialize(regularizer):
-    """{'class_name', 'config'} or None."""
+    """{'class_name', 'config'} or None.
+
+    Example:
+
+    >>> serialize(L2(0.1))
+    {'class_name': 'L2', 'config': {'l2': 0.1}}
+    """
     if regularizer is None:
         return None
     return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
 
 
 def deserialize(config):
-    """Inverse of `serialize`."""
+    """Inverse of `serialize`.
+
+    Example:
+
+    >>> deserialize({'class_name': 'L2', 'config': {'l2': 0.1}}).l2
+    0.1
+    """
     return get(config)

@@ -40,7 +40,13 @@ _CLASSES = {
 
 
 def get_layer_class(class_name, custom_objects=None):
-    """The layer class of a name ('LSTM', 'Dense', ...), or of `custom_objects`."""
+    """The layer class of a name ('LSTM', 'Dense', ...), or of `custom_objects`.
+
+    Example:
+
+    >>> get_layer_class("LSTM")
+    <class 'lstm_fast.layers.lstm.LSTM'>
+    """
     if custom_objects and class_name in custom_objects:
         return custom_objects[class_name]
     if class_name not in _CLASSES:
@@ -73,6 +79,10 @@ def deserialize(config, custom_objects=None):
 
     Returns:
         A Layer.
+
+    Example:
+
+    >>> deserialize({"class_name": "Dense", "config": {"units": 3}})
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(

@@ -309,6 +309,10 @@ class Layer:
         return x.astype(self.dtype, copy=False)
 
     def forward(self, x, mask=None, training=False):
+        """The layer's computation on an already converted, shape-checked array.
+
+        With `training=True` it keeps what `backward` needs (in `self._cache`).
+        """
         raise NotImplementedError
 
     def backward(self, dy):
@@ -320,6 +324,7 @@ class Layer:
         return mask if self.supports_masking else None
 
     def compute_output_shape(self, input_shape):
+        """The output shape (batch axis first, None for unknown sizes) for `input_shape`."""
         return tuple(input_shape)
 
     def zero_grads(self):
