@@ -261,9 +261,9 @@ class Sequential:
 
     @property
     def dtype(self):
-        for layer in self._layers:
-            if layer.weights or layer.built is False:
-                return layer.dtype
+        """The float type of the parameters (and of the inputs given to the first layer)."""
+        if self._params is not None:
+            return self._params.dtype.name
         return self._layers[0].dtype if self._layers else utils.floatx()
 
     # --------------------------------------------------------------- build
@@ -1014,6 +1014,53 @@ class Sequential:
         if not outputs:
             return np.zeros((0,) + tuple(self._output_shape[1:]), self.dtype)
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
+
+    def gate_activations(self, x, layer=None):
+        """The gate activations of one LSTM (or Bidirectional) layer of the model for `x`.
+
+        The layers before it run in inference mode (masks propagate), then the
+        layer's own `gate_activations` runs on their output.
+
+        Args:
+            x: model inputs (B, T, I).
+            layer: index, name or instance of the layer (default: the first LSTM
+                or Bidirectional layer).
+
+        Returns:
+            dict 'i', 'f', 'g', 'o', 'c', 'h', each (B, T, H) (for a Bidirectional
+            layer: {'forward': dict, 'backward': dict}).
+
+        Example:
+
+        >>> gates = model.gate_activations(x_test[:4])
+        >>> gates["f"].mean(axis=(0, 2))   # forget gate over time
+        """
+        x = self._prepare_x(x, "x")
+        self._ensure_built(x.shape)
+        candidates = [lay for lay in self._layers if hasattr(lay, "gate_activations")]
+        if layer is None:
+            if not candidates:
+                raise ValueError("The model has no LSTM or Bidirectional layer to inspect.")
+            target = candidates[0]
+        elif isinstance(layer, (int, np.integer)):
+            target = self._layers[layer]
+        elif isinstance(layer, str):
+            target = self.get_layer(layer)
+        else:
+            target = layer
+        if target not in candidates:
+            raise ValueError(
+                "Expected layer to be an LSTM or Bidirectional layer of the model. Received: "
+                f"layer={getattr(target, 'name', target)!r}; recurrent layers: "
+                f"{[lay.name for lay in candidates]}"
+            )
+        mask = None
+        for lay in self._layers:
+            if lay is target:
+                return lay.gate_activations(x, mask=mask)
+            out_mask = lay.compute_mask(x, mask)
+            x = lay.forward(x, mask=mask, training=False)
+            mask = out_mask
 
     def __call__(self, inputs, training=False):
         """Apply the model to a batch (building it on first call); returns the output array."""

@@ -177,3 +177,26 @@ def test_float32_model_default_and_float64_via_floatx():
         utils.set_floatx("float32")
     with pytest.raises(ValueError, match="same dtype"):
         Sequential([LSTM(2, input_shape=(3, 2), dtype=F64), Dense(1, dtype="float32")])
+
+
+def test_model_gate_activations_of_a_stacked_layer():
+    T, I = 5, 3  # noqa: E741
+    model = Sequential([
+        Masking(0.0, input_shape=(T, I), dtype=F64),
+        LSTM(4, return_sequences=True, dtype=F64, name="first"),
+        LSTM(2, dtype=F64, name="second"),
+    ])
+    randomize(model)
+    x = np.random.default_rng(8).standard_normal((2, T, I))
+    x[1, 3:] = 0.0
+    lengths = np.array([5, 3])
+    k1, r1, b1, k2, r2, b2 = model.get_weights()
+    h1 = reference.lstm_forward(x, k1, r1, b1, lengths=lengths)[0]
+    cache = reference.lstm_forward(h1, k2, r2, b2, lengths=lengths, training=True)[3]
+    gates = model.gate_activations(x, layer="second")
+    np.testing.assert_allclose(gates["f"], cache.gates[..., 2:4], rtol=1e-10)
+    np.testing.assert_allclose(gates["h"], cache.hidden, rtol=1e-10)
+    first = model.gate_activations(x)  # default: the first LSTM
+    assert first["i"].shape == (2, T, 4)
+    with pytest.raises(ValueError, match="LSTM or Bidirectional"):
+        model.gate_activations(x, layer=0)

@@ -191,6 +191,23 @@ class Bidirectional(Layer):
         dx = dx + self.backward_layer.backward(dy_b, ds[2], ds[3])
         return dx
 
+    def gate_activations(self, inputs, mask=None):
+        """The gates of both directions: {'forward': {...}, 'backward': {...}}.
+
+        Each inner dict is `LSTM.gate_activations` of that direction ('i', 'f',
+        'g', 'o', 'c', 'h', each (B, T, H), indexed by original time).
+
+        Example:
+
+        >>> bi.gate_activations(x)["backward"]["f"].shape
+        """
+        x = self._convert_input(inputs)
+        self._maybe_build(x.shape)
+        return {
+            "forward": self.forward_layer.gate_activations(x, mask=mask),
+            "backward": self.backward_layer.gate_activations(x, mask=mask),
+        }
+
     def reset_states(self, states=None):
         """Reset both directions' carried state (stateful layers)."""
         if states is None:
