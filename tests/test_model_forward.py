@@ -200,3 +200,33 @@ def test_model_gate_activations_of_a_stacked_layer():
     assert first["i"].shape == (2, T, 4)
     with pytest.raises(ValueError, match="LSTM or Bidirectional"):
         model.gate_activations(x, layer=0)
+
+
+def test_masked_bidirectional_model_gradients_match_finite_differences():
+    from lstm_fast.layers import Bidirectional
+
+    model = Sequential([
+        Embedding(7, 3, mask_zero=True, input_shape=(5,), dtype=F64),
+        Bidirectional(LSTM(2, return_sequences=True, dtype=F64), merge_mode="mul", dtype=F64),
+        LSTM(2, return_sequences=True, go_backwards=True, dtype=F64),
+        Dense(3, activation="softmax", dtype=F64),
+    ])
+    randomize(model, 0.6, seed=4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    ids = np.array([[1, 2, 3, 4, 0], [5, 6, 0, 0, 0], [1, 3, 5, 2, 6]])
+    labels = np.random.default_rng(9).integers(0, 3, (3, 5))
+    loss, grads = model.compute_gradients(ids, labels)
+    np.testing.assert_allclose(loss, model.test_on_batch(ids, labels), rtol=1e-12)
+    eps = 1e-6
+    for w, g in zip(model.weights, grads):
+        flat = w.reshape(-1)
+        numeric = np.zeros(flat.size)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = model.test_on_batch(ids, labels)
+            flat[i] = old - eps
+            down = model.test_on_batch(ids, labels)
+            flat[i] = old
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(g.reshape(-1), numeric, rtol=1e-5, atol=1e-9)
