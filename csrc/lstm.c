@@ -110,13 +110,14 @@ static int dims_ok(const lf_lstm_dims *d) {
 
 #define LF_DEFINE_ENTRY(type, REAL)                                                            \
     int lf_lstm_forward_##type(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell,         \
-                               REAL *hprev, const REAL *xproj, const REAL *rk,                 \
-                               const REAL *bias, const REAL *h0, const REAL *c0,               \
-                               const lf_lstm_dims *d, int n_threads) {                         \
-        if (!dims_ok(d) || !y || !xproj || !rk) return LF_EINVAL;                              \
+                               REAL *hprev, const REAL *xproj, const REAL *x,                  \
+                               const REAL *kernel, const REAL *rk, const REAL *bias,           \
+                               const REAL *h0, const REAL *c0, const lf_lstm_dims *d,          \
+                               int n_threads) {                                                \
+        if (!dims_ok(d) || !y || !rk || (!xproj && !(x && kernel))) return LF_EINVAL;          \
         if (!((gates && cell && hprev) || (!gates && !cell && !hprev))) return LF_EINVAL;      \
-        LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, rk, bias, h0, c0,  \
-                    d, n_threads)                                                              \
+        LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, x, kernel, rk, bias, \
+                    h0, c0, d, n_threads)                                                      \
     }                                                                                          \
     int lf_lstm_backward_##type(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy,                \
                                 const REAL *dh_T, const REAL *dc_T, const REAL *gates,         \

@@ -40,19 +40,24 @@ typedef struct {
 } lf_lstm_dims;
 
 /* Forward over the whole sequence.
- * xproj (B,T,G): x @ kernel, without bias. In training mode (gates != NULL)
- *   it may be the same array as gates: each element is read before it is
- *   overwritten by its activation.
+ * The input projection is either given, xproj (B,T,G) = x @ kernel without
+ *   bias (the caller's GEMM over all steps), or, with xproj == NULL, computed
+ *   per step inside the loop from x (B,T,I) and kernel (I,G) (for T = 1, the
+ *   streaming step, where a separate GEMM call costs more than it saves).
+ *   In training mode gates may be the same array as xproj: each element is
+ *   read before it is overwritten by its activation.
  * recurrent_kernel (H,G), bias (G) or NULL, h0/c0 (B,H) or NULL (zeros).
- * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL).
+ * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL; h_T may be y).
  * Training cache (all NULL in inference mode, or all set):
  *   gates (B,T,G) activations i,f,g,o (zeros where masked),
  *   cell (B,T,H) c after step t, hprev (B,T,H) h before step t. */
 int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *cell, float *hprev,
-                        const float *xproj, const float *recurrent_kernel, const float *bias,
-                        const float *h0, const float *c0, const lf_lstm_dims *d, int n_threads);
+                        const float *xproj, const float *x, const float *kernel,
+                        const float *recurrent_kernel, const float *bias, const float *h0,
+                        const float *c0, const lf_lstm_dims *d, int n_threads);
 int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
-                        double *hprev, const double *xproj, const double *recurrent_kernel,
+                        double *hprev, const double *xproj, const double *x,
+                        const double *kernel, const double *recurrent_kernel,
                         const double *bias, const double *h0, const double *c0,
                         const lf_lstm_dims *d, int n_threads);
 

@@ -28,8 +28,9 @@ void lf_fp_exit(unsigned saved);
 
 #define LF_DECLARE_KERNELS(SFX, REAL)                                                         \
     int lf_forward_##SFX(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev, \
-                         const REAL *xproj, const REAL *rk, const REAL *bias, const REAL *h0,  \
-                         const REAL *c0, const lf_lstm_dims *d, int n_threads);               \
+                         const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk, \
+                         const REAL *bias, const REAL *h0, const REAL *c0,                    \
+                         const lf_lstm_dims *d, int n_threads);                               \
     int lf_backward_##SFX(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *dh_T,   \
                           const REAL *dc_T, const REAL *gates, const REAL *cell,              \
                           const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads);

@@ -131,16 +131,19 @@ INLINE V FN(vtanh)(V x) { return (REAL)2 / ((REAL)1 + FN(vexp)(x * (REAL)-2)) - 
 
 typedef struct {
     const lf_lstm_dims *d;
-    int64_t Hp, nblk;
+    int64_t Hp, nblk, nfull; /* blocks of units; the first nfull have all U units */
     REAL *y, *h_T, *c_T, *gates, *cell, *hprev;
-    const REAL *xproj, *rk, *bias, *h0, *c0;
-    REAL *packed; /* (nblk, H, 4, U): block j, row k, gate g, lane u = rk[k, g*H + j*U + u] */
-    REAL *hbuf;   /* (2, B, Hp): h before / after the current step          */
-    REAL *cbuf;   /* (B, Hp): c, updated in place by the owner of each unit */
+    const REAL *xproj;       /* (B,T,G) x @ kernel, or NULL: then x @ kernel is fused here */
+    const REAL *x, *kernel;  /* (B,T,I), (I,G): the fused input projection (streaming)    */
+    const REAL *rk, *bias, *h0, *c0;
+    REAL *rk_tail; /* (H, 4, U) the last, partial block of recurrent_kernel, zero-padded */
+    REAL *k_tail;  /* (I, 4, U) the same for kernel, when fused                         */
+    REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
+    REAL *cbuf;    /* (B, Hp): c, updated in place by the owner of each unit */
     lf_barrier bar;
 } FN(fwd_ctx);
 
-/* The epilogue of one row of a tile: z = acc + xproj + bias, gates, c, h. */
+/* The epilogue of one row of a tile: z = acc (+ xproj) + bias, gates, c, h. */
 INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int64_t t, int64_t s,
                                int64_t u0, int64_t nu, const REAL *cur, REAL *nxt) {
     const lf_lstm_dims *d = cx->d;
@@ -157,10 +160,10 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, FN(vload)(cp), nu);
         out = d->zero_output_for_mask ? (V){0} : h;
     } else {
-        const REAL *xp = cx->xproj + (b * T + t) * G + u0;
         V z[4];
         for (int g = 0; g < 4; g++) {
-            z[g] = acc[g] + FN(vload_n)(xp + g * H, nu);
+            z[g] = acc[g];
+            if (cx->xproj) z[g] += FN(vload_n)(cx->xproj + (b * T + t) * G + g * H + u0, nu);
             if (cx->bias) z[g] += FN(vload_n)(cx->bias + g * H + u0, nu);
         }
         V act[4];
@@ -172,7 +175,7 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         FN(vstore)(cp, c);
         V h = act[3] * FN(vtanh)(c);
         FN(vstore)(nxt + b * Hp + u0, h);
-        if (cx->gates) /* may overwrite xp: it has been read above */
+        if (cx->gates) /* may overwrite xproj: it has been read above */
             for (int g = 0; g < 4; g++)
                 FN(vstore_n)(cx->gates + (b * T + t) * G + g * H + u0, act[g], nu);
         if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, c, nu);
@@ -184,47 +187,64 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         FN(vstore_n)(cx->y + b * H + u0, out, nu);
 }
 
-/* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ packed_j,
- * then its epilogue. mr is a constant at every call site. */
+/* acc[r][g] += sum_k a[r*a_stride + k] * w[k*w_row + g*w_gate + lane], r < mr.
+ * w points at the first unit of a block, either inside the weights in Keras
+ * layout (w_row = G, w_gate = H: four strips of U units per row) or in a
+ * packed tail (w_row = 4U, w_gate = U). */
+INLINE void FN(fwd_gemm)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
+                         const REAL *w, int64_t w_row, int64_t w_gate) {
+    for (int64_t k = 0; k < kdim; k++, w += w_row) {
+        V p0 = FN(vload)(w), p1 = FN(vload)(w + w_gate), p2 = FN(vload)(w + 2 * w_gate),
+          p3 = FN(vload)(w + 3 * w_gate);
+        for (int r = 0; r < mr; r++) {
+            V x = FN(vbcast)(a[r * a_stride + k]);
+            acc[r][0] += x * p0;
+            acc[r][1] += x * p1;
+            acc[r][2] += x * p2;
+            acc[r][3] += x * p3;
+        }
+    }
+}
+
+/* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ recurrent_kernel
+ * (+ x_t @ kernel when fused), then its epilogue. mr is a constant at every
+ * call site, so each call is specialised. */
 INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t, int64_t s,
                          const REAL *cur, REAL *nxt) {
-    const int64_t H = cx->d->H, Hp = cx->Hp;
-    const REAL *p = cx->packed + j * H * 4 * U;
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, I = d->I, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int full = j < cx->nfull;
     V acc[MR_FWD][4];
     for (int r = 0; r < mr; r++)
         for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
-    const REAL *hrow = cur + b0 * Hp;
-    for (int64_t k = 0; k < H; k++, p += 4 * U) {
-        V p0 = FN(vload)(p), p1 = FN(vload)(p + U), p2 = FN(vload)(p + 2 * U),
-          p3 = FN(vload)(p + 3 * U);
-        for (int r = 0; r < mr; r++) {
-            V a = FN(vbcast)(hrow[r * Hp + k]);
-            acc[r][0] += a * p0;
-            acc[r][1] += a * p1;
-            acc[r][2] += a * p2;
-            acc[r][3] += a * p3;
-        }
-    }
+    if (cx->x)
+        FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I,
+                     full ? cx->kernel + j * U : cx->k_tail, full ? G : 4 * U, full ? H : U);
+    FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, full ? cx->rk + j * U : cx->rk_tail,
+                 full ? G : 4 * U, full ? H : U);
     const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
     for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, acc[r], b0 + r, t, s, u0, nu, cur, nxt);
+}
+
+/* w (rows, G) in Keras layout -> tail (rows, 4, U): the units from u0 on, zero-padded */
+static void FN(pack_tail)(REAL *tail, const REAL *w, int64_t rows, int64_t H, int64_t u0) {
+    for (int64_t k = 0; k < rows; k++)
+        for (int g = 0; g < 4; g++)
+            for (int64_t u = 0; u < U; u++)
+                *tail++ = u0 + u < H ? w[k * 4 * H + g * H + u0 + u] : (REAL)0;
 }
 
 static void FN(fwd_task)(void *arg, int tid, int nth) {
     FN(fwd_ctx) *cx = arg;
     const lf_lstm_dims *d = cx->d;
-    const int64_t B = d->B, T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    const int64_t B = d->B, T = d->T, H = d->H, Hp = cx->Hp;
     const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
     const int64_t v0 = j0 * U, v1 = j1 * U; /* this thread's units, padded */
     unsigned fp_state = lf_fp_enter();
 
-    for (int64_t j = j0; j < j1; j++) { /* pack this thread's panels */
-        REAL *p = cx->packed + j * H * 4 * U;
-        for (int64_t k = 0; k < H; k++)
-            for (int g = 0; g < 4; g++)
-                for (int64_t u = 0; u < U; u++) {
-                    int64_t unit = j * U + u;
-                    *p++ = unit < H ? cx->rk[k * G + g * H + unit] : (REAL)0;
-                }
+    if (j1 > cx->nfull && j1 > j0) { /* this thread owns the partial block */
+        FN(pack_tail)(cx->rk_tail, cx->rk, H, H, cx->nfull * U);
+        if (cx->x) FN(pack_tail)(cx->k_tail, cx->kernel, d->I, H, cx->nfull * U);
     }
     for (int64_t b = 0; b < B; b++)
         for (int64_t v = v0; v < v1; v++) {
@@ -269,21 +289,24 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
 }
 
 int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev,
-                   const REAL *xproj, const REAL *rk, const REAL *bias, const REAL *h0,
-                   const REAL *c0, const lf_lstm_dims *d, int n_threads) {
+                   const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk,
+                   const REAL *bias, const REAL *h0, const REAL *c0, const lf_lstm_dims *d,
+                   int n_threads) {
     FN(fwd_ctx) cx = {.d = d, .y = y, .h_T = h_T, .c_T = c_T, .gates = gates, .cell = cell,
-                      .hprev = hprev, .xproj = xproj, .rk = rk, .bias = bias, .h0 = h0,
-                      .c0 = c0};
+                      .hprev = hprev, .xproj = xproj, .x = xproj ? NULL : x,
+                      .kernel = kernel, .rk = rk, .bias = bias, .h0 = h0, .c0 = c0};
     cx.nblk = (d->H + U - 1) / U;
+    cx.nfull = d->H / U;
     cx.Hp = cx.nblk * U;
-    size_t n_packed, n_h;
-    if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
+    size_t n_tail, n_h;
+    if (lf_mul_overflows(&n_tail, (size_t)(d->H + (cx.x ? d->I : 0)), 4 * (size_t)U) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    REAL *work = lf_alloc((n_packed + 3 * n_h) * sizeof(REAL));
+    REAL *work = lf_alloc((n_tail + 3 * n_h) * sizeof(REAL));
     if (!work) return LF_ENOMEM;
-    cx.packed = work;
-    cx.hbuf = work + n_packed;
+    cx.rk_tail = work;
+    cx.k_tail = work + d->H * 4 * U;
+    cx.hbuf = work + n_tail;
     cx.cbuf = cx.hbuf + 2 * n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
     lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth);

@@ -44,11 +44,13 @@ cdef extern from "lstm_cython.h" nogil:
         const int64_t *lengths
 
     int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *cell,
-                            float *hprev, const float *xproj, const float *recurrent_kernel,
+                            float *hprev, const float *xproj, const float *x,
+                            const float *kernel, const float *recurrent_kernel,
                             const float *bias, const float *h0, const float *c0,
                             const lf_lstm_dims *d, int n_threads)
     int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
-                            double *hprev, const double *xproj, const double *recurrent_kernel,
+                            double *hprev, const double *xproj, const double *x,
+                            const double *kernel, const double *recurrent_kernel,
                             const double *bias, const double *h0, const double *c0,
                             const lf_lstm_dims *d, int n_threads)
     int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy,
@@ -356,12 +358,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
         if f32:
             rc = lf_lstm_forward_f32(<float *>py, <float *>ph, <float *>pc, <float *>pg,
                                      <float *>pcell, <float *>phprev, <const float *>pxp,
-                                     <const float *>prk, <const float *>pb,
+                                     NULL, NULL, <const float *>prk, <const float *>pb,
                                      <const float *>ph0, <const float *>pc0, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>py, <double *>ph, <double *>pc, <double *>pg,
                                      <double *>pcell, <double *>phprev, <const double *>pxp,
-                                     <const double *>prk, <const double *>pb,
+                                     NULL, NULL, <const double *>prk, <const double *>pb,
                                      <const double *>ph0, <const double *>pc0, &d, nth)
     _raise_for(rc, "LSTM forward")
 
@@ -392,7 +394,6 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     c = _optional(c, "c", dtype, (B, H), "(B, H)")
     cdef int nth = _resolve_threads(n_threads)
 
-    xproj = np.matmul(x_t, kernel)  # (B, 4H)
     h_new = _empty((B, H), dtype)
     c_new = _empty((B, H), dtype)
     cdef lf_lstm_dims d
@@ -403,24 +404,27 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     d.lengths = NULL
     cdef void *ph = _ptr(h_new)
     cdef void *pc = _ptr(c_new)
-    cdef void *pxp = _ptr(xproj)
+    cdef void *px = _ptr(x_t)
+    cdef void *pk = _ptr(kernel)
     cdef void *prk = _ptr(recurrent_kernel)
     cdef void *pb = _ptr(bias)
     cdef void *ph0 = _ptr(h)
     cdef void *pc0 = _ptr(c)
     cdef int rc
     cdef bint f32 = dtype == np.float32
-    with nogil:  # y and h_T are the same array: at T=1 they are the same numbers
+    # x_t @ kernel is fused into the step (no separate GEMM call); y and h_T
+    # are the same array: at T = 1 they are the same numbers.
+    with nogil:
         if f32:
             rc = lf_lstm_forward_f32(<float *>ph, <float *>ph, <float *>pc, NULL, NULL, NULL,
-                                     <const float *>pxp, <const float *>prk,
-                                     <const float *>pb, <const float *>ph0,
-                                     <const float *>pc0, &d, nth)
+                                     NULL, <const float *>px, <const float *>pk,
+                                     <const float *>prk, <const float *>pb,
+                                     <const float *>ph0, <const float *>pc0, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>ph, <double *>ph, <double *>pc, NULL, NULL,
-                                     NULL, <const double *>pxp, <const double *>prk,
-                                     <const double *>pb, <const double *>ph0,
-                                     <const double *>pc0, &d, nth)
+                                     NULL, NULL, <const double *>px, <const double *>pk,
+                                     <const double *>prk, <const double *>pb,
+                                     <const double *>ph0, <const double *>pc0, &d, nth)
     _raise_for(rc, "LSTM step")
     return h_new, c_new
 

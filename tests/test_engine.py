@@ -122,8 +122,9 @@ def test_runs_are_repeatable():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_streaming_steps_equal_one_call(isa, dtype):
-    B, T, I, H = 3, 10, 4, 19
+@pytest.mark.parametrize("H", [19, 32])  # with and without a partial block of units
+def test_streaming_steps_equal_one_call(isa, dtype, H):
+    B, T, I = 3, 10, 4
     p, _ = make_problem(B, T, I, H, dtype)
     y, h_T, c_T, _ = ops.lstm_forward(**p)
     h, c = p["h0"], p["c0"]
