@@ -123,6 +123,10 @@ class LSTM(Layer):
         n_threads=None,
         **kwargs,
     ):
+        if "input_shape" not in kwargs and ("input_dim" in kwargs or "input_length" in kwargs):
+            # Keras 2's RNN arguments: input_shape = (input_length, input_dim)
+            length, dim = kwargs.pop("input_length", None), kwargs.pop("input_dim", None)
+            kwargs["input_shape"] = (length, dim)
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Expected units to be a positive int. Received: units={units!r}")
