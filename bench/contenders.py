@@ -212,8 +212,18 @@ def _lstm_fast_job(row, data):
         model.set_weights([w.copy() for w in weights])
         return model
 
-    return _model_job(job, x, y, build, fit=lambda m, **kw: m.fit(x, y, verbose=0, **kw),
+    return _model_job(job, x, y, build, fit=_fit_keras_like(x, y),
                       predict=lambda m, xb: np.asarray(m.predict(xb, verbose=0)))
+
+
+CHECK_N = 256  # the whole job's check: one epoch without shuffle on the first samples
+
+
+def _fit_keras_like(x_all, y_all):
+    def fit(model, x=None, y=None, **kw):
+        model.fit(x_all if x is None else x, y_all if y is None else y, verbose=0, **kw)
+
+    return fit
 
 
 def _model_job(job, x, y, build, fit, predict):
@@ -229,7 +239,7 @@ def _model_job(job, x, y, build, fit, predict):
     def check():
         m = build()
         pred0 = predict(m, x[:64])
-        fit(m, epochs=1, batch_size=job["batch_size"], shuffle=False)
+        fit(m, epochs=1, batch_size=job["batch_size"], shuffle=False, x=x[:CHECK_N], y=y[:CHECK_N])
         return {"pred0": pred0, "pred1": predict(m, x[:64])}
 
     return Case(call, check, prepare)
@@ -358,7 +368,7 @@ class Torch:
                 model.dense.bias.copy_(torch.from_numpy(dense_b))
             return model
 
-        def fit(model, epochs, batch_size, shuffle):
+        def fit(model, epochs, batch_size, shuffle, X=X, Y=Y):
             params = [p for p in model.parameters() if p.requires_grad]
             # Keras's Adam defaults (epsilon 1e-7, not PyTorch's 1e-8)
             optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
@@ -388,7 +398,7 @@ class Torch:
         def check():
             m = build()
             pred0 = predict(m, data["x"][:64])
-            fit(m, 1, job["batch_size"], shuffle=False)
+            fit(m, 1, job["batch_size"], shuffle=False, X=X[:CHECK_N], Y=Y[:CHECK_N])
             return {"pred0": pred0, "pred1": predict(m, data["x"][:64])}
 
         return Case(call, check, prepare)
@@ -511,7 +521,7 @@ class TensorFlow:
             model.set_weights([w.copy() for w in weights])
             return model
 
-        return _model_job(job, x, y, build, fit=lambda m, **kw: m.fit(x, y, verbose=0, **kw),
+        return _model_job(job, x, y, build, fit=_fit_keras_like(x, y),
                           predict=lambda m, xb: m.predict(xb, verbose=0))
 
 

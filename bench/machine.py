@@ -141,3 +141,61 @@ def measure_peak(dtype=np.float32, n=4096, repeats=5):
         "median_gflops": float(np.median(rates)),
         "blas": blas_info(),
     }
+
+
+def _clock_ticks():
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return 100
+
+
+def cpu_busy_seconds():
+    """CPU-seconds spent busy by the whole machine since boot (all CPUs), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / _clock_ticks()
+
+
+def process_cpu_seconds(pids):
+    """CPU-seconds used so far by these processes (all their threads)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _clock_ticks()  # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class BackgroundLoad:
+    """How many CPUs other processes kept busy while we measured: machine busy
+    time (/proc/stat) minus our own processes' CPU time, over the wall time.
+    On a shared machine this tells which numbers were taken under contention."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.t0 = time.perf_counter()
+        self.busy0 = cpu_busy_seconds()
+        self.ours0 = process_cpu_seconds(self.pids)
+
+    def cpus(self):
+        busy = cpu_busy_seconds()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        others = (busy - self.busy0) - (process_cpu_seconds(self.pids) - self.ours0)
+        return max(0.0, others / wall) if wall > 0 else None
+
+
+def background_load_now(seconds=1.0, pids=()):
+    probe = BackgroundLoad([os.getpid(), *pids])
+    time.sleep(seconds)
+    return probe.cpus()

@@ -45,7 +45,7 @@ TOL_JOB = {"float32": 2e-3, "float64": 1e-6}
 
 FULL = dict(rounds=7, budget_s=3.0, warmup_s=0.5, min_latency_samples=300, min_step_samples=3000,
             peak_n=4096, peak_repeats=5, job_rounds=2)
-QUICK = dict(rounds=3, budget_s=0.15, warmup_s=0.05, min_latency_samples=30, min_step_samples=200,
+QUICK = dict(rounds=2, budget_s=0.1, warmup_s=0.03, min_latency_samples=20, min_step_samples=100,
              peak_n=2048, peak_repeats=3, job_rounds=1)
 PAUSE_S = 0.01  # between two contenders' turns: lets spinning thread pools go idle
 
@@ -181,7 +181,10 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     kind = row["kind"]
     tol = (TOL_JOB if kind == "job" else TOL)[dtype]
     results, live = {}, []
+    t_row = time.perf_counter()
     for name in names:
+        if name not in row.get("only", names):
+            continue
         for threads in row["threads"]:
             lab = label(name, threads, row)
             w = pool[(name, threads)]
@@ -244,9 +247,11 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             results[lab].update(status="error", error=times)
             continue
         t1 = max(times[0], 1e-7)
-        n_warm = int(min(max(settings["warmup_s"] / t1, 1), 2000))
-        status, times = w.request(("run", n_warm, pause_gc))
-        estimate[lab] = float(np.median(times)) if status == "ok" else t1
+        n_warm = int(min(settings["warmup_s"] / t1, 2000))
+        if n_warm:
+            status, more = w.request(("run", n_warm, pause_gc))
+            times = more if status == "ok" else times
+        estimate[lab] = float(np.median(times))
     live = [(lab, w) for lab, w in live if lab in estimate]
 
     rounds = settings["job_rounds"] if kind == "job" else settings["rounds"]
@@ -263,6 +268,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             n = math.ceil(settings["budget_s"] / rounds / estimate[lab])
             per_round[lab] = int(min(max(n, math.ceil(min_samples / rounds), 1), 100_000))
     samples = {lab: [] for lab, _ in live}
+    probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
         order = live[r % len(live):] + live[: r % len(live)] if live else []
         for lab, w in order:
@@ -275,6 +281,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             samples[lab].extend(times)
             time.sleep(PAUSE_S)
 
+    background = probe.cpus()
     for lab, w in live:
         entry = results[lab]
         status, rss = w.request(("rss",))
@@ -304,7 +311,8 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         if entry.get("status") == "ok" and ours.get("status") == "ok" and entry["contender"] != "lstm_fast":
             entry["speedup_median"] = entry["median_ms"] / ours["median_ms"]
             entry["speedup_p99"] = entry["p99_ms"] / ours["p99_ms"]
-    return dict(row, results=results, tolerance=tol)
+    return dict(row, results=results, tolerance=tol, background_cpus=background,
+                elapsed_s=time.perf_counter() - t_row)
 
 
 def _is_latency(row):
@@ -326,7 +334,7 @@ def fmt_time(ms):
 
 def table_lines(result, names):
     """Rows x contenders; each cell the time and lstm_fast's speedup over it."""
-    header = ["row", "stat", *names]
+    header = ["row", "stat", *names, "other load"]
     lines = []
     for row in result["rows"]:
         for threads in row["threads"]:
@@ -341,6 +349,8 @@ def table_lines(result, names):
                 for c in names:
                     e = row["results"].get(label(c, threads, row))
                     cells.append(_cell(e, key, skey))
+                bg = row.get("background_cpus")
+                cells.append("-" if bg is None else f"{bg:.2f} CPUs")
                 lines.append(cells)
     return header, lines
 
@@ -415,6 +425,10 @@ def scaling_lines(result):
     return header, lines
 
 
+def _fmt_cpus(x):
+    return "unknown" if x is None else f"{x:.2f} CPUs busy"
+
+
 def write_markdown(path, result, names):
     m = result["machine"]
     lines = [
@@ -434,6 +448,10 @@ def write_markdown(path, result, names):
         f"- Peak (float32 {result['peak']['n']}x{result['peak']['n']} matmul through NumPy, all cores): "
         f"{result['peak']['best_gflops']:.1f} GFLOP/s best "
         f"(start {result['peak_runs'][0]['best_gflops']:.1f}, end {result['peak_runs'][-1]['best_gflops']:.1f})",
+        f"- Other processes' load: {_fmt_cpus(result.get('background_cpus_before'))} before the start; "
+        f"load average {result['loadavg_before'][0]:.2f} at the start, {result['loadavg_after'][0]:.2f} at the end "
+        "(per row: the 'other load' column). Rows taken while other processes kept CPUs busy are slower "
+        "than on an idle machine, most for multi-threaded runs.",
         "",
         "## Contenders",
         "",
@@ -467,6 +485,11 @@ def write_markdown(path, result, names):
             if c and c.get("against"):
                 lines.append(f"- {row['id']} {lab} vs {c['against']}: {_check_text(c)}: "
                              f"{'PASS' if c['pass'] else 'FAIL'}")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    plots = [p for p in ("speedup", "batch", "scaling")
+             if os.path.exists(os.path.join(os.path.dirname(path), f"{stem}-{p}.png"))]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({stem}-{p}.png)" for p in plots]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -485,7 +508,7 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, help="threads for every contender (default: all usable CPUs)")
     p.add_argument("--repeats", type=int, help="interleaved rounds per row (default 7, --quick 3)")
     p.add_argument("--budget", type=float, help="seconds of timed calls per contender per row (default 3)")
-    p.add_argument("--epochs", type=int, help="epochs of the whole seed job (default 100, --quick 2)")
+    p.add_argument("--epochs", type=int, help="epochs of the whole seed job (default 100, --quick 1)")
     p.add_argument("--job-repeats", type=int, help="timed fits per contender in the whole job (default 2)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--out", default=os.path.join(BENCH_DIR, "results"), help="directory for the JSON/MD results")
@@ -534,7 +557,8 @@ def main(argv=None):
 
     # one worker per contender and thread count, started together (imports overlap)
     ctx = multiprocessing.get_context("spawn")
-    needed = sorted({(c, t) for row in rows for t in row["threads"] for c in names},
+    needed = sorted({(c, t) for row in rows for t in row["threads"] for c in names
+                     if c in row.get("only", names)},
                     key=lambda k: (names.index(k[0]), -k[1]))
     pool = {key: Worker(ctx, *key) for key in needed}
     try:
@@ -542,13 +566,22 @@ def main(argv=None):
             w.wait_ready()
         contenders_info = {}
         for (c, t), w in pool.items():
-            contenders_info.setdefault(c, {})[t] = {"status": w.status, "info": w.info, "error": w.error}
+            contenders_info.setdefault(c, {})[str(t)] = {"status": w.status, "info": w.info, "error": w.error}
             if w.status == "ok":
                 brief = {k: v for k, v in w.info.items() if k not in ("import_s", "lstm_fast_path")}
                 print(f"  {c} ({t} threads): {brief}")
             else:
                 err = str(w.error).strip().splitlines()[-1] if w.error else ""
                 print(f"  {c} ({t} threads): {w.status.upper()}: {err}")
+
+        pids = [w.proc.pid for w in pool.values()]
+        background_before = machine.background_load_now(1.0, pids)
+        loadavg_before = os.getloadavg()
+        print(f"  other processes' load before start: {background_before:.2f} CPUs busy "
+              f"(load average {loadavg_before[0]:.2f})", flush=True)
+        if background_before and background_before > 0.2:
+            print("  WARNING: the machine is not idle; timings below are taken under contention "
+                  "(see the 'other load' column)", flush=True)
 
         peak_dtype = np.float64 if dtype == "float64" else np.float32
         peak_runs = [machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"])]
@@ -564,12 +597,15 @@ def main(argv=None):
             r = run_row(row, data, pool, names, settings, dtype, peak_runs[0])
             for lab, e in r["results"].items():
                 if e.get("status") == "ok":
-                    speed = f"  lstm_fast {e['speedup_median']:.2f}x faster" if "speedup_median" in e else ""
+                    speed = f"  lstm_fast's speedup {e['speedup_median']:.2f}x" if "speedup_median" in e else ""
                     print(f"    {lab:<16} median {fmt_time(e['median_ms']):>10}  p99 {fmt_time(e['p99_ms']):>10}"
                           f"  n={e['n']}{speed}", flush=True)
                 else:
                     err = str(e.get("error", "")).strip().splitlines()
                     print(f"    {lab:<16} {e.get('status')}: {err[-1] if err else ''}", flush=True)
+            if r.get("background_cpus") is not None:
+                print(f"    other processes kept {r['background_cpus']:.2f} CPUs busy meanwhile; "
+                      f"row took {r['elapsed_s']:.1f} s", flush=True)
             results.append(r)
         peak_runs.append(machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"]))
     finally:
@@ -599,6 +635,9 @@ def main(argv=None):
         "contenders": contenders_info,
         "tolerance": {"layer": TOL[dtype], "job": TOL_JOB[dtype]},
         "rows": results,
+        "background_cpus_before": background_before,
+        "loadavg_before": loadavg_before,
+        "loadavg_after": os.getloadavg(),
         "elapsed_s": time.perf_counter() - t_start,
     }
     failed = [(r["id"], lab) for r in results for lab, e in r["results"].items()
@@ -609,7 +648,6 @@ def main(argv=None):
     json_path = os.path.join(args.out, stem + ".json")
     with open(json_path, "w") as f:
         json.dump(result, f, indent=1, default=_json_default)
-    write_markdown(os.path.join(args.out, stem + ".md"), result, names)
 
     print(f"\n== lstm_fast vs contenders ({dtype}, {threads_all} threads; in brackets: lstm_fast's speedup)")
     print_table(*table_lines(result, names))
@@ -627,6 +665,7 @@ def main(argv=None):
                 print(f"wrote {path}")
         except ImportError as exc:
             print(f"plots skipped: {exc}")
+    write_markdown(os.path.join(args.out, stem + ".md"), result, names)
     return 1 if failed else 0
 
 

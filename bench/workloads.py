@@ -43,7 +43,7 @@ SCALING = "large"
 # Names accepted by --workloads, in run order.
 ALL = [*TRAIN, *INFER, *STEP, "scaling", "batch-sweep", "seed-job"]
 FULL_DEFAULT = ALL
-QUICK_DEFAULT = ["seed", "medium", "latency-256", "step-256", "scaling", "batch-sweep", "seed-job"]
+QUICK_DEFAULT = ["seed", "latency-256", "step-256", "scaling", "batch-sweep", "seed-job"]
 # The NumPy reference is timed on these rows only (it is the oracle, not a contender
 # on big shapes); it still checks lstm_fast on every row.
 REFERENCE_TIMED = {"train/seed", "infer/latency-256", "infer/latency-512", "infer/step-256"}
@@ -70,10 +70,12 @@ def make_rows(names, quick, threads_all):
         elif name in STEP:
             rows.append(_row(f"infer/{name}", "step", STEP[name], name))
         elif name == "scaling":
-            shape_name = "medium" if quick else SCALING
+            shape_name = "seed" if quick else SCALING
             row = _row(f"scaling/{shape_name}", "train", TRAIN[shape_name], shape_name)
             row["group"] = "scaling"
             row["threads"] = sorted({1, threads_all})
+            if quick:  # spares a second TensorFlow import in the smoke run
+                row["only"] = ["lstm_fast", "torch"]
             rows.append(row)
         elif name == "batch-sweep":
             sweep = QUICK_SWEEP if quick else SWEEP
@@ -85,7 +87,7 @@ def make_rows(names, quick, threads_all):
         elif name == "seed-job":
             job = dict(JOB)
             if quick:
-                job["epochs"] = 2
+                job["epochs"] = 1
             rows.append(
                 {
                     "id": "job/seed",
