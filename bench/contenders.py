@@ -129,7 +129,12 @@ class Reference:
             return h, c
 
         return _functional_case(
-            row, data, forward=ref.lstm_forward, backward=ref.lstm_backward, step=step, accumulate=False
+            row,
+            data,
+            forward=ref.lstm_forward,
+            backward=ref.lstm_backward,
+            step=step,
+            accumulate=False,
         )
 
 
@@ -197,7 +202,8 @@ def _lstm_fast_job(row, data):
         from lstm_fast.layers import LSTM, Dense
         from lstm_fast.models import Sequential
     except ImportError as exc:
-        raise Missing(f"lstm_fast's Keras-like API is not importable: {type(exc).__name__}: {exc}")
+        why = f"{type(exc).__name__}: {exc}"
+        raise Missing(f"lstm_fast's Keras-like API is not importable: {why}") from exc
     job = row["job"]
     T, I, H = job["T"], job["I"], job["H"]
     x, y, weights = data["x"], data["y"], data["weights"]
@@ -212,8 +218,14 @@ def _lstm_fast_job(row, data):
         model.set_weights([w.copy() for w in weights])
         return model
 
-    return _model_job(job, x, y, build, fit=_fit_keras_like(x, y),
-                      predict=lambda m, xb: np.asarray(m.predict(xb, verbose=0)))
+    return _model_job(
+        job,
+        x,
+        y,
+        build,
+        fit=_fit_keras_like(x, y),
+        predict=lambda m, xb: np.asarray(m.predict(xb, verbose=0)),
+    )
 
 
 CHECK_N = 256  # the whole job's check: one epoch without shuffle on the first samples
@@ -521,8 +533,14 @@ class TensorFlow:
             model.set_weights([w.copy() for w in weights])
             return model
 
-        return _model_job(job, x, y, build, fit=_fit_keras_like(x, y),
-                          predict=lambda m, xb: m.predict(xb, verbose=0))
+        return _model_job(
+            job,
+            x,
+            y,
+            build,
+            fit=_fit_keras_like(x, y),
+            predict=lambda m, xb: m.predict(xb, verbose=0),
+        )
 
 
 # ---------------------------------------------------------------------- ONNX Runtime
@@ -585,7 +603,9 @@ class OnnxRuntime:
         def call():
             k = state["k"]
             h, c = state["hc"]
-            state["hc"] = session.run(["Y_h", "Y_c"], {"X": xs[k % len(xs)], "initial_h": h, "initial_c": c})
+            state["hc"] = session.run(
+                ["Y_h", "Y_c"], {"X": xs[k % len(xs)], "initial_h": h, "initial_c": c}
+            )
             state["k"] = k + 1
 
         def check():

@@ -24,7 +24,18 @@ ENV_VARS = [
     "TF_ENABLE_ONEDNN_OPTS",
     "KERAS_BACKEND",
 ]
-ISA_FLAGS = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
+ISA_FLAGS = [
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+]
 
 
 def cpu_info():
@@ -36,7 +47,9 @@ def cpu_info():
         text = ""
     for block in text.split("\n\n"):
         fields = dict(
-            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines()) if k
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition(":") for line in block.splitlines())
+            if k
         )
         if "model name" in fields:
             model = fields["model name"]
@@ -72,7 +85,12 @@ def blas_info():
         from threadpoolctl import threadpool_info
 
         return [
-            {k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
+            {
+                k: v
+                for k, v in pool.items()
+                if k
+                in ("internal_api", "version", "num_threads", "architecture", "threading_layer")
+            }
             for pool in threadpool_info()
         ]
     except ImportError:
@@ -82,7 +100,10 @@ def blas_info():
 def git_commit(repo_dir):
     try:
         commit = subprocess.run(
-            ["git", "-C", repo_dir, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", repo_dir, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", repo_dir, "status", "--porcelain", "--untracked-files=no"],

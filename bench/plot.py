@@ -32,8 +32,10 @@ COLORS = {
 
 def _title(result, what):
     m = result["machine"]
-    return (f"{what}\n{m['cpu_model']}, {result['threads']} threads, {result['dtype']}, "
-            f"{m['date_utc'][:10]}{' (quick)' if result['quick'] else ''}")
+    return (
+        f"{what}\n{m['cpu_model']}, {result['threads']} threads, {result['dtype']}, "
+        f"{m['date_utc'][:10]}{' (quick)' if result['quick'] else ''}"
+    )
 
 
 def plot_speedup(result, path):
@@ -56,7 +58,9 @@ def plot_speedup(result, path):
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r["id"] for r in rows], rotation=30, ha="right")
     ax.set_ylabel("lstm_fast speedup (contender time / lstm_fast time)")
-    ax.set_title(_title(result, "lstm_fast speedup per workload (median, > 1: lstm_fast faster)"), fontsize=9)
+    ax.set_title(
+        _title(result, "lstm_fast speedup per workload (median, > 1: lstm_fast faster)"), fontsize=9
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -70,16 +74,23 @@ def plot_batch(result, path):
     s = rows[0]["shape"]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for c, color in COLORS.items():
-        pts = [(r["shape"]["B"], r["results"][c]["median_ms"] / r["shape"]["T"])
-               for r in rows if r["results"].get(c, {}).get("status") == "ok"]
+        pts = [
+            (r["shape"]["B"], r["results"][c]["median_ms"] / r["shape"]["T"])
+            for r in rows
+            if r["results"].get(c, {}).get("status") == "ok"
+        ]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=c, color=color)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("ms per time step (median / T)")
-    ax.set_title(_title(result, f"inference forward, T={s['T']} I={s['I']} H={s['H']}: time per step vs batch"),
-                 fontsize=9)
+    ax.set_title(
+        _title(
+            result, f"inference forward, T={s['T']} I={s['I']} H={s['H']}: time per step vs batch"
+        ),
+        fontsize=9,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -94,22 +105,37 @@ def plot_scaling(result, path):
         return False
     r = rows[0]
     lo, hi = min(r["threads"]), max(r["threads"])
-    names = [c for c in COLORS if r["results"].get(f"{c}@{lo}", {}).get("status") == "ok"
-             and r["results"].get(f"{c}@{hi}", {}).get("status") == "ok"]
+    names = [
+        c
+        for c in COLORS
+        if r["results"].get(f"{c}@{lo}", {}).get("status") == "ok"
+        and r["results"].get(f"{c}@{hi}", {}).get("status") == "ok"
+    ]
     if not names:
         return False
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for i, c in enumerate(names):
         t1, tn = r["results"][f"{c}@{lo}"]["median_ms"], r["results"][f"{c}@{hi}"]["median_ms"]
-        ax.bar([i - 0.2], [t1], 0.4, color=COLORS[c], alpha=0.45, label=f"{lo} thread" if i == 0 else None)
+        ax.bar(
+            [i - 0.2],
+            [t1],
+            0.4,
+            color=COLORS[c],
+            alpha=0.45,
+            label=f"{lo} thread" if i == 0 else None,
+        )
         ax.bar([i + 0.2], [tn], 0.4, color=COLORS[c], label=f"{hi} threads" if i == 0 else None)
         ax.text(i + 0.2, tn, f"{t1 / tn:.2f}x", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names)
     ax.set_ylabel("ms per training step (median)")
     s = r["shape"]
-    ax.set_title(_title(result, f"thread scaling, training step B={s['B']} T={s['T']} I={s['I']} H={s['H']}"),
-                 fontsize=9)
+    ax.set_title(
+        _title(
+            result, f"thread scaling, training step B={s['B']} T={s['T']} I={s['I']} H={s['H']}"
+        ),
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -43,10 +43,26 @@ TOL = {"float32": 1e-4, "float64": 1e-10}
 # shuffle); optimizer details (where epsilon sits) move those a little more.
 TOL_JOB = {"float32": 2e-3, "float64": 1e-6}
 
-FULL = dict(rounds=7, budget_s=3.0, warmup_s=0.5, min_latency_samples=300, min_step_samples=3000,
-            peak_n=4096, peak_repeats=5, job_rounds=2)
-QUICK = dict(rounds=2, budget_s=0.1, warmup_s=0.03, min_latency_samples=20, min_step_samples=100,
-             peak_n=2048, peak_repeats=3, job_rounds=1)
+FULL = dict(
+    rounds=7,
+    budget_s=3.0,
+    warmup_s=0.5,
+    min_latency_samples=300,
+    min_step_samples=3000,
+    peak_n=4096,
+    peak_repeats=5,
+    job_rounds=2,
+)
+QUICK = dict(
+    rounds=2,
+    budget_s=0.1,
+    warmup_s=0.03,
+    min_latency_samples=20,
+    min_step_samples=100,
+    peak_n=2048,
+    peak_repeats=3,
+    job_rounds=1,
+)
 PAUSE_S = 0.01  # between two contenders' turns: lets spinning thread pools go idle
 
 
@@ -151,7 +167,13 @@ def reference_check(row, data):
     if row["kind"] == "train":
         y, _, _, cache = reference.lstm_forward(f64["x"], K, R, b, training=True)
         g = reference.lstm_backward(cache, f64["projection"])
-        return {"y": y, "dx": g.dx, "dkernel": g.dkernel, "drecurrent_kernel": g.drecurrent_kernel, "dbias": g.dbias}
+        return {
+            "y": y,
+            "dx": g.dx,
+            "dkernel": g.dkernel,
+            "drecurrent_kernel": g.drecurrent_kernel,
+            "dbias": g.dbias,
+        }
     if row["kind"] == "infer":
         return {"y": reference.lstm_forward(f64["x"], K, R, b)[0]}
     B, H = f64["x_steps"].shape[1], R.shape[0]
@@ -165,7 +187,9 @@ def reference_check(row, data):
 def _check_text(check):
     parts = []
     for key, e in check["arrays"].items():
-        parts.append(f"{key} {e['max_abs_err']:.1e}" if "max_abs_err" in e else f"{key} {e['error']}")
+        parts.append(
+            f"{key} {e['max_abs_err']:.1e}" if "max_abs_err" in e else f"{key} {e['error']}"
+        )
     return " ".join(parts)
 
 
@@ -200,7 +224,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
                 live.append((lab, w))
 
     # setup + check, all workers at once (nothing is timed yet)
-    for lab, w in live:
+    for _, w in live:
         w.conn.send(("setup", row, data))
     checks = {}
     for lab, w in list(live):
@@ -209,7 +233,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             checks[lab] = payload["check"]
             results[lab]["rss_base_mib"] = payload["rss_base_mib"]
         else:
-            results[lab].update(status={"missing": "missing", "n/a": "n/a"}.get(status, "error"), error=payload)
+            results[lab].update(
+                status={"missing": "missing", "n/a": "n/a"}.get(status, "error"), error=payload
+            )
             live.remove((lab, w))
             w.request(("teardown",))
 
@@ -222,18 +248,29 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         want = reference_check(row, data)
         for lab in checks:
             if results[lab]["contender"] == "lstm_fast":
-                results[lab]["check"] = dict(compare(checks[lab], want, tol), against="reference (float64)")
+                results[lab]["check"] = dict(
+                    compare(checks[lab], want, tol), against="reference (float64)"
+                )
     for lab in checks:
         if "check" not in results[lab]:
             if lab == base_lab:
-                results[lab]["check"] = {"pass": True, "against": None, "note": "baseline of this row"}
+                results[lab]["check"] = {
+                    "pass": True,
+                    "against": None,
+                    "note": "baseline of this row",
+                }
             else:
-                results[lab]["check"] = dict(compare(checks[lab], checks[base_lab], tol), against=base_lab)
+                results[lab]["check"] = dict(
+                    compare(checks[lab], checks[base_lab], tol), against=base_lab
+                )
         c = results[lab]["check"]
         if c.get("against"):
             verdict = "PASS" if c["pass"] else "FAIL"
-            print(f"    check {lab:<16} vs {c['against']:<20} {_check_text(c)}  "
-                  f"(tol {c['tol']:g} x max(1,|b|)) {verdict}", flush=True)
+            print(
+                f"    check {lab:<16} vs {c['against']:<20} {_check_text(c)}  "
+                f"(tol {c['tol']:g} x max(1,|b|)) {verdict}",
+                flush=True,
+            )
 
     # warm-up, then interleaved rounds
     pause_gc = kind != "job"
@@ -255,6 +292,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     live = [(lab, w) for lab, w in live if lab in estimate]
 
     rounds = settings["job_rounds"] if kind == "job" else settings["rounds"]
+    if kind != "job" and estimate:  # a contender at seconds per call: fewer rounds (at least 3)
+        slowest = max(estimate.values())
+        rounds = int(min(rounds, max(3, math.ceil(2 * settings["budget_s"] / slowest))))
     min_samples = 1
     if kind == "step":
         min_samples = settings["min_step_samples"]
@@ -270,7 +310,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     samples = {lab: [] for lab, _ in live}
     probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
-        order = live[r % len(live):] + live[: r % len(live)] if live else []
+        order = live[r % len(live) :] + live[: r % len(live)] if live else []
         for lab, w in order:
             if results[lab].get("status") == "error":
                 continue
@@ -306,13 +346,22 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             entry["frac_peak"] = gflops / peak["best_gflops"]
 
     # speedups of lstm_fast over each contender at the same thread count
-    for lab, entry in results.items():
+    for entry in results.values():
         ours = results.get(label("lstm_fast", entry["threads"], row), {})
-        if entry.get("status") == "ok" and ours.get("status") == "ok" and entry["contender"] != "lstm_fast":
+        if (
+            entry.get("status") == "ok"
+            and ours.get("status") == "ok"
+            and entry["contender"] != "lstm_fast"
+        ):
             entry["speedup_median"] = entry["median_ms"] / ours["median_ms"]
             entry["speedup_p99"] = entry["p99_ms"] / ours["p99_ms"]
-    return dict(row, results=results, tolerance=tol, background_cpus=background,
-                elapsed_s=time.perf_counter() - t_row)
+    return dict(
+        row,
+        results=results,
+        tolerance=tol,
+        background_cpus=background,
+        elapsed_s=time.perf_counter() - t_row,
+    )
 
 
 def _is_latency(row):
@@ -384,29 +433,65 @@ def md_table(header, lines):
 
 
 def detail_lines(result, names):
-    header = ["row", "contender", "threads", "median", "p99", "n", "GFLOP/s", "% peak", "peak RSS MiB",
-              "base RSS MiB", "check"]
+    header = [
+        "row",
+        "contender",
+        "threads",
+        "median",
+        "p99",
+        "n",
+        "GFLOP/s",
+        "% peak",
+        "peak RSS MiB",
+        "base RSS MiB",
+        "check",
+    ]
     lines = []
     for row in result["rows"]:
         for lab, e in row["results"].items():
             if e.get("status") != "ok":
-                lines.append([row["id"], lab, e["threads"], e.get("status"), "", "", "", "", "", "",
-                              str(e.get("error", "")).strip().splitlines()[-1][:80] if e.get("error") else ""])
+                lines.append(
+                    [
+                        row["id"],
+                        lab,
+                        e["threads"],
+                        e.get("status"),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        str(e.get("error", "")).strip().splitlines()[-1][:80]
+                        if e.get("error")
+                        else "",
+                    ]
+                )
                 continue
             check = e.get("check", {})
             if check.get("against"):
-                worst = max((a.get("max_abs_err", float("inf")) for a in check["arrays"].values()), default=0)
+                worst = max(
+                    (a.get("max_abs_err", float("inf")) for a in check["arrays"].values()),
+                    default=0,
+                )
                 ctext = f"{'pass' if check['pass'] else 'FAIL'} {worst:.1e} vs {check['against']}"
             else:
                 ctext = "baseline"
-            lines.append([
-                row["id"], lab, e["threads"], fmt_time(e["median_ms"]), fmt_time(e["p99_ms"]), e["n"],
-                f"{e['gflops']:.1f}" if "gflops" in e else "-",
-                f"{100 * e['frac_peak']:.0f}%" if "frac_peak" in e else "-",
-                f"{e['rss_peak_mib']:.0f}" if "rss_peak_mib" in e else "-",
-                f"{e['rss_base_mib']:.0f}" if e.get("rss_base_mib") is not None else "-",
-                ctext,
-            ])
+            lines.append(
+                [
+                    row["id"],
+                    lab,
+                    e["threads"],
+                    fmt_time(e["median_ms"]),
+                    fmt_time(e["p99_ms"]),
+                    e["n"],
+                    f"{e['gflops']:.1f}" if "gflops" in e else "-",
+                    f"{100 * e['frac_peak']:.0f}%" if "frac_peak" in e else "-",
+                    f"{e['rss_peak_mib']:.0f}" if "rss_peak_mib" in e else "-",
+                    f"{e['rss_base_mib']:.0f}" if e.get("rss_base_mib") is not None else "-",
+                    ctext,
+                ]
+            )
     return header, lines
 
 
@@ -420,8 +505,15 @@ def scaling_lines(result):
         for c in dict.fromkeys(e["contender"] for e in row["results"].values()):
             a, b = row["results"].get(f"{c}@{lo}", {}), row["results"].get(f"{c}@{hi}", {})
             if a.get("status") == "ok" and b.get("status") == "ok":
-                lines.append([row["id"], c, fmt_time(a["median_ms"]), fmt_time(b["median_ms"]) + f" ({hi} threads)",
-                              f"{a['median_ms'] / b['median_ms']:.2f}x"])
+                lines.append(
+                    [
+                        row["id"],
+                        c,
+                        fmt_time(a["median_ms"]),
+                        fmt_time(b["median_ms"]) + f" ({hi} threads)",
+                        f"{a['median_ms'] / b['median_ms']:.2f}x",
+                    ]
+                )
     return header, lines
 
 
@@ -430,7 +522,7 @@ def _fmt_cpus(x):
 
 
 def write_markdown(path, result, names):
-    m = result["machine"]
+    m, peak, runs = result["machine"], result["peak"], result["peak_runs"]
     lines = [
         f"# lstm_fast benchmark: {result['name']}",
         "",
@@ -442,16 +534,18 @@ def write_markdown(path, result, names):
         "",
         f"- CPU: {m['cpu_model']}, {m['usable_cpus']} usable CPUs ({m['logical_cpus']} logical, "
         f"{m.get('physical_cores')} physical cores), ISA flags: {', '.join(m['isa_flags'])}",
-        f"- Memory: {m.get('memory_gib')} GiB; OS: {m['os']}; Python {m['python']}; NumPy {m['numpy']}",
+        f"- Memory: {m.get('memory_gib')} GiB; OS: {m['os']}; Python {m['python']}; "
+        f"NumPy {m['numpy']}",
         f"- NumPy BLAS: {m['numpy_blas']}",
         f"- Environment: {m['env'] or 'none of ' + ', '.join(machine.ENV_VARS)}",
-        f"- Peak (float32 {result['peak']['n']}x{result['peak']['n']} matmul through NumPy, all cores): "
-        f"{result['peak']['best_gflops']:.1f} GFLOP/s best "
-        f"(start {result['peak_runs'][0]['best_gflops']:.1f}, end {result['peak_runs'][-1]['best_gflops']:.1f})",
-        f"- Other processes' load: {_fmt_cpus(result.get('background_cpus_before'))} before the start; "
-        f"load average {result['loadavg_before'][0]:.2f} at the start, {result['loadavg_after'][0]:.2f} at the end "
-        "(per row: the 'other load' column). Rows taken while other processes kept CPUs busy are slower "
-        "than on an idle machine, most for multi-threaded runs.",
+        f"- Peak ({peak['dtype']} {peak['n']}x{peak['n']} matmul through NumPy, all cores): "
+        f"{peak['best_gflops']:.1f} GFLOP/s best "
+        f"(start {runs[0]['best_gflops']:.1f}, end {runs[-1]['best_gflops']:.1f})",
+        f"- Other processes' load: {_fmt_cpus(result.get('background_cpus_before'))} before the "
+        f"start; load average {result['loadavg_before'][0]:.2f} at the start, "
+        f"{result['loadavg_after'][0]:.2f} at the end (per row: the 'other load' column). Rows "
+        "taken while other processes kept CPUs busy are slower than on an idle machine, most "
+        "for multi-threaded runs.",
         "",
         "## Contenders",
         "",
@@ -465,29 +559,52 @@ def write_markdown(path, result, names):
                 err = str(i["error"]).strip().splitlines()[-1] if i["error"] else ""
                 lines.append(f"- **{c}** ({threads} threads): {i['status'].upper()}: {err}")
     header, tl = table_lines(result, names)
-    lines += ["", "## Results", "",
-              "Median (p50/p99 for latency rows) per call; in brackets lstm_fast's speedup over that "
-              "contender (its time / lstm_fast's time).", "", md_table(header, tl), ""]
+    lines += [
+        "",
+        "## Results",
+        "",
+        "Median (p50/p99 for latency rows) per call; in brackets lstm_fast's speedup over that "
+        "contender (its time / lstm_fast's time).",
+        "",
+        md_table(header, tl),
+        "",
+    ]
     header, sl = scaling_lines(result)
     if sl:
         lines += ["## Thread scaling", "", md_table(header, sl), ""]
     header, dl = detail_lines(result, names)
-    lines += ["## Details", "",
-              "GFLOP/s by BENCH.md's formulas (train 24·T·B·H·(I+H), forward 8·T·B·H·(I+H)); % peak of the "
-              "matmul peak above; RSS from each contender's own worker process (peak during the row, and the "
-              "process's base at the row's start: interpreter + library).", "", md_table(header, dl), ""]
-    lines += ["## Checks", "", f"Rule: max|a-b| <= tol * max(1, max|b|) per array; tol {TOL[result['dtype']]:g} "
-              f"for layer rows, {TOL_JOB[result['dtype']]:g} for the whole job (predictions before and after one "
-              "epoch without shuffle).", ""]
+    lines += [
+        "## Details",
+        "",
+        "GFLOP/s by BENCH.md's formulas (train 24·T·B·H·(I+H), forward 8·T·B·H·(I+H)); "
+        "% peak of the matmul peak above; RSS from each contender's own worker process (peak "
+        "during the row, and the process's base at the row's start: interpreter + library).",
+        "",
+        md_table(header, dl),
+        "",
+    ]
+    lines += [
+        "## Checks",
+        "",
+        f"Rule: max|a-b| <= tol * max(1, max|b|) per array; tol {TOL[result['dtype']]:g} "
+        f"for layer rows, {TOL_JOB[result['dtype']]:g} for the whole job (predictions before "
+        "and after one epoch without shuffle).",
+        "",
+    ]
     for row in result["rows"]:
         for lab, e in row["results"].items():
             c = e.get("check")
             if c and c.get("against"):
-                lines.append(f"- {row['id']} {lab} vs {c['against']}: {_check_text(c)}: "
-                             f"{'PASS' if c['pass'] else 'FAIL'}")
+                lines.append(
+                    f"- {row['id']} {lab} vs {c['against']}: {_check_text(c)}: "
+                    f"{'PASS' if c['pass'] else 'FAIL'}"
+                )
     stem = os.path.splitext(os.path.basename(path))[0]
-    plots = [p for p in ("speedup", "batch", "scaling")
-             if os.path.exists(os.path.join(os.path.dirname(path), f"{stem}-{p}.png"))]
+    plots = [
+        p
+        for p in ("speedup", "batch", "scaling")
+        if os.path.exists(os.path.join(os.path.dirname(path), f"{stem}-{p}.png"))
+    ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({stem}-{p}.png)" for p in plots]
     with open(path, "w") as f:
@@ -498,20 +615,41 @@ def write_markdown(path, result, names):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run: small rows, few repeats (under a minute)")
-    p.add_argument("--workloads", help=f"comma list from: {','.join(workloads.ALL)} (default: all; "
-                   f"--quick: {','.join(workloads.QUICK_DEFAULT)})")
-    p.add_argument("--contenders", help=f"comma list from: {','.join(contenders_mod.NAMES)} (default: all; "
-                   "lstm_fast always runs)")
-    p.add_argument("--threads", type=int, help="threads for every contender (default: all usable CPUs)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: small rows, few repeats (under a minute)"
+    )
+    p.add_argument(
+        "--workloads",
+        help=f"comma list from: {','.join(workloads.ALL)} (default: all; "
+        f"--quick: {','.join(workloads.QUICK_DEFAULT)})",
+    )
+    p.add_argument(
+        "--contenders",
+        help=f"comma list from: {','.join(contenders_mod.NAMES)} (default: all; "
+        "lstm_fast always runs)",
+    )
+    p.add_argument(
+        "--threads", type=int, help="threads for every contender (default: all usable CPUs)"
+    )
     p.add_argument("--repeats", type=int, help="interleaved rounds per row (default 7, --quick 3)")
-    p.add_argument("--budget", type=float, help="seconds of timed calls per contender per row (default 3)")
-    p.add_argument("--epochs", type=int, help="epochs of the whole seed job (default 100, --quick 1)")
-    p.add_argument("--job-repeats", type=int, help="timed fits per contender in the whole job (default 2)")
+    p.add_argument(
+        "--budget", type=float, help="seconds of timed calls per contender per row (default 3)"
+    )
+    p.add_argument(
+        "--epochs", type=int, help="epochs of the whole seed job (default 100, --quick 1)"
+    )
+    p.add_argument(
+        "--job-repeats", type=int, help="timed fits per contender in the whole job (default 2)"
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--out", default=os.path.join(BENCH_DIR, "results"), help="directory for the JSON/MD results")
+    p.add_argument(
+        "--out",
+        default=os.path.join(BENCH_DIR, "results"),
+        help="directory for the JSON/MD results",
+    )
     p.add_argument("--name", help="result file stem (default: <machine>-<date>[-quick])")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     return p.parse_args(argv)
@@ -542,7 +680,7 @@ def main(argv=None):
     try:
         rows = workloads.make_rows(chosen, args.quick, threads_all)
     except ValueError as exc:
-        raise SystemExit(str(exc))
+        raise SystemExit(str(exc)) from None
     for row in rows:
         row.setdefault("threads", [threads_all])
         if row["kind"] == "job" and args.epochs:
@@ -550,23 +688,37 @@ def main(argv=None):
     dtype = args.dtype
     t_start = time.perf_counter()
 
-    print(f"lstm_fast bench: {info['cpu_model']}, {info['usable_cpus']} CPUs, dtype {dtype}, "
-          f"{threads_all} threads, {'quick' if args.quick else 'full'} mode", flush=True)
+    print(
+        f"lstm_fast bench: {info['cpu_model']}, {info['usable_cpus']} CPUs, dtype {dtype}, "
+        f"{threads_all} threads, {'quick' if args.quick else 'full'} mode",
+        flush=True,
+    )
     if info["env"]:
         print(f"  environment: {info['env']}")
 
     # one worker per contender and thread count, started together (imports overlap)
     ctx = multiprocessing.get_context("spawn")
-    needed = sorted({(c, t) for row in rows for t in row["threads"] for c in names
-                     if c in row.get("only", names)},
-                    key=lambda k: (names.index(k[0]), -k[1]))
+    needed = sorted(
+        {
+            (c, t)
+            for row in rows
+            for t in row["threads"]
+            for c in names
+            if c in row.get("only", names)
+        },
+        key=lambda k: (names.index(k[0]), -k[1]),
+    )
     pool = {key: Worker(ctx, *key) for key in needed}
     try:
-        for key, w in pool.items():
+        for w in pool.values():
             w.wait_ready()
         contenders_info = {}
         for (c, t), w in pool.items():
-            contenders_info.setdefault(c, {})[str(t)] = {"status": w.status, "info": w.info, "error": w.error}
+            contenders_info.setdefault(c, {})[str(t)] = {
+                "status": w.status,
+                "info": w.info,
+                "error": w.error,
+            }
             if w.status == "ok":
                 brief = {k: v for k, v in w.info.items() if k not in ("import_s", "lstm_fast_path")}
                 print(f"  {c} ({t} threads): {brief}")
@@ -577,37 +729,61 @@ def main(argv=None):
         pids = [w.proc.pid for w in pool.values()]
         background_before = machine.background_load_now(1.0, pids)
         loadavg_before = os.getloadavg()
-        print(f"  other processes' load before start: {background_before:.2f} CPUs busy "
-              f"(load average {loadavg_before[0]:.2f})", flush=True)
+        print(
+            f"  other processes' load before start: {background_before:.2f} CPUs busy "
+            f"(load average {loadavg_before[0]:.2f})",
+            flush=True,
+        )
         if background_before and background_before > 0.2:
-            print("  WARNING: the machine is not idle; timings below are taken under contention "
-                  "(see the 'other load' column)", flush=True)
+            print(
+                "  WARNING: the machine is not idle; timings below are taken under contention "
+                "(see the 'other load' column)",
+                flush=True,
+            )
 
         peak_dtype = np.float64 if dtype == "float64" else np.float32
         peak_runs = [machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"])]
-        print(f"  peak: {peak_runs[0]['best_gflops']:.1f} GFLOP/s ({np.dtype(peak_dtype).name} "
-              f"{settings['peak_n']}^3 matmul, NumPy BLAS, all cores)", flush=True)
+        print(
+            f"  peak: {peak_runs[0]['best_gflops']:.1f} GFLOP/s ({np.dtype(peak_dtype).name} "
+            f"{settings['peak_n']}^3 matmul, NumPy BLAS, all cores)",
+            flush=True,
+        )
 
         results = []
         for row in rows:
             s = row["shape"]
-            print(f"\n== {row['id']}  B={s['B']} T={s['T']} I={s['I']} H={s['H']}  threads {row['threads']}",
-                  flush=True)
+            print(
+                f"\n== {row['id']}  B={s['B']} T={s['T']} I={s['I']} H={s['H']}  "
+                f"threads {row['threads']}",
+                flush=True,
+            )
             data = workloads.make_data(row, dtype)
             r = run_row(row, data, pool, names, settings, dtype, peak_runs[0])
             for lab, e in r["results"].items():
                 if e.get("status") == "ok":
-                    speed = f"  lstm_fast's speedup {e['speedup_median']:.2f}x" if "speedup_median" in e else ""
-                    print(f"    {lab:<16} median {fmt_time(e['median_ms']):>10}  p99 {fmt_time(e['p99_ms']):>10}"
-                          f"  n={e['n']}{speed}", flush=True)
+                    speed = (
+                        f"  lstm_fast's speedup {e['speedup_median']:.2f}x"
+                        if "speedup_median" in e
+                        else ""
+                    )
+                    print(
+                        f"    {lab:<16} median {fmt_time(e['median_ms']):>10}  "
+                        f"p99 {fmt_time(e['p99_ms']):>10}  n={e['n']}{speed}",
+                        flush=True,
+                    )
                 else:
                     err = str(e.get("error", "")).strip().splitlines()
                     print(f"    {lab:<16} {e.get('status')}: {err[-1] if err else ''}", flush=True)
             if r.get("background_cpus") is not None:
-                print(f"    other processes kept {r['background_cpus']:.2f} CPUs busy meanwhile; "
-                      f"row took {r['elapsed_s']:.1f} s", flush=True)
+                print(
+                    f"    other processes kept {r['background_cpus']:.2f} CPUs busy meanwhile; "
+                    f"row took {r['elapsed_s']:.1f} s",
+                    flush=True,
+                )
             results.append(r)
-        peak_runs.append(machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"]))
+        peak_runs.append(
+            machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"])
+        )
     finally:
         for w in pool.values():
             w.close()
@@ -619,8 +795,9 @@ def main(argv=None):
             if "gflops" in e:
                 e["frac_peak"] = e["gflops"] / peak["best_gflops"]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    stem = args.name or f"{machine.machine_slug(info)}-{date}" + ("-quick" if args.quick else "") + (
-        "" if dtype == "float32" else f"-{dtype}")
+    stem = args.name or f"{machine.machine_slug(info)}-{date}" + (
+        "-quick" if args.quick else ""
+    ) + ("" if dtype == "float32" else f"-{dtype}")
     result = {
         "schema": SCHEMA,
         "name": stem,
@@ -640,8 +817,12 @@ def main(argv=None):
         "loadavg_after": os.getloadavg(),
         "elapsed_s": time.perf_counter() - t_start,
     }
-    failed = [(r["id"], lab) for r in results for lab, e in r["results"].items()
-              if e.get("check") and not e["check"].get("pass", True)]
+    failed = [
+        (r["id"], lab)
+        for r in results
+        for lab, e in r["results"].items()
+        if e.get("check") and not e["check"].get("pass", True)
+    ]
     result["checks_passed"] = not failed
 
     os.makedirs(args.out, exist_ok=True)
@@ -649,13 +830,19 @@ def main(argv=None):
     with open(json_path, "w") as f:
         json.dump(result, f, indent=1, default=_json_default)
 
-    print(f"\n== lstm_fast vs contenders ({dtype}, {threads_all} threads; in brackets: lstm_fast's speedup)")
+    print(
+        f"\n== lstm_fast vs contenders ({dtype}, {threads_all} threads; "
+        "in brackets: lstm_fast's speedup)"
+    )
     print_table(*table_lines(result, names))
     header, sl = scaling_lines(result)
     if sl:
         print("\n== thread scaling")
         print_table(header, sl)
-    print(f"\npeak {peak['best_gflops']:.1f} GFLOP/s; checks {'all passed' if not failed else 'FAILED: ' + str(failed)}")
+    print(
+        f"\npeak {peak['best_gflops']:.1f} GFLOP/s; "
+        f"checks {'all passed' if not failed else 'FAILED: ' + str(failed)}"
+    )
     print(f"wrote {json_path} and .md ({result['elapsed_s']:.0f} s)")
     if not args.no_plots:
         try:

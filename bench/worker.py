@@ -55,7 +55,9 @@ def _peak_rss_mib(reset_ok):
         hwm = _status_kib("VmHWM")
         if hwm is not None:
             return hwm / 1024.0, "VmHWM since the row's setup (clear_refs reset)"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "ru_maxrss (process lifetime)"
+    return resource.getrusage(
+        resource.RUSAGE_SELF
+    ).ru_maxrss / 1024.0, "ru_maxrss (process lifetime)"
 
 
 def _rss_mib():

@@ -65,8 +65,9 @@ def test_bench_quick(tmp_path):
             if entry["status"] == "ok":
                 assert entry["n"] >= 1 and entry["median_ms"] > 0
                 assert entry["check"]["pass"], (row["id"], label, entry["check"])
-        lstm_fast = row["results"][f"lstm_fast@{max(row['threads'])}" if len(row["threads"]) > 1
-                                   else "lstm_fast"]
+        lstm_fast = row["results"][
+            f"lstm_fast@{max(row['threads'])}" if len(row["threads"]) > 1 else "lstm_fast"
+        ]
         if row["kind"] == "job":  # the Keras-like API may not be there yet: then it is missing
             assert lstm_fast["status"] in ("ok", "missing")
         else:
