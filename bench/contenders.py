@@ -424,7 +424,8 @@ class TensorFlow:
 
     Layer rows call the layer inside a ``tf.function`` (a GradientTape train step
     for training rows, the layer's call for inference, ``layer.cell`` for the
-    streaming step); the whole job is ``model.fit`` with Keras's defaults.
+    streaming step); the whole job is ``model.fit`` with Keras's defaults. No XLA:
+    on a CPU-only machine Keras 3 resolves fit's ``jit_compile="auto"`` to False.
     """
 
     name = "tensorflow"

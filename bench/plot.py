@@ -32,9 +32,11 @@ COLORS = {
 
 def _title(result, what):
     m = result["machine"]
+    loads = [r["background_cpus"] for r in result["rows"] if r.get("background_cpus") is not None]
+    load = f"; other processes busy {sum(loads) / len(loads):.1f} CPUs" if loads else ""
     return (
         f"{what}\n{m['cpu_model']}, {result['threads']} threads, {result['dtype']}, "
-        f"{m['date_utc'][:10]}{' (quick)' if result['quick'] else ''}"
+        f"{m['date_utc'][:10]}{' (quick)' if result['quick'] else ''}{load}"
     )
 
 
@@ -51,7 +53,9 @@ def plot_speedup(result, path):
                 xs.append(i + (k - (len(others) - 1) / 2) * width)
                 ys.append(e["speedup_median"])
         if xs:
-            bars = ax.bar(xs, ys, width, label=c, color=COLORS[c])
+            # bars grow from 1 (parity): up where lstm_fast is faster, down where slower
+            heights = [y - 1.0 for y in ys]
+            bars = ax.bar(xs, heights, width, bottom=1.0, label=c, color=COLORS[c])
             ax.bar_label(bars, labels=[f"{y:.2g}" for y in ys], fontsize=7, padding=1)
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_yscale("log")

@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -657,6 +658,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    # a kill still runs the finally below that stops the workers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _ensure_lstm_fast_importable()
     settings = dict(QUICK if args.quick else FULL)
     if args.repeats:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import re
 import resource
 import time
@@ -82,7 +83,11 @@ def main(conn, name, n_threads):
         return
 
     case, reset_ok = None, False
+    parent = os.getppid()
     while True:
+        while not conn.poll(1.0):
+            if os.getppid() != parent:  # run.py is gone: do not linger
+                return
         msg = conn.recv()
         cmd = msg[0]
         try:
