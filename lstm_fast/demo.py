@@ -18,6 +18,7 @@ Shapes: N windows, T = WINDOW steps, I = 3 features (deviation, sin, cos).
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 
@@ -25,8 +26,51 @@ import numpy as np
 
 WINDOW = 24  # months of history per input
 TEST_MONTHS = 120  # the last ten years are the test set
+CO2_CSV = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "data", "co2_mauna_loa_monthly.csv"
+)
 
-__all__ = ["make_windows", "naive_forecasts", "run_demo", "WINDOW", "TEST_MONTHS"]
+__all__ = [
+    "load_co2",
+    "make_windows",
+    "naive_forecasts",
+    "run_demo",
+    "CO2_CSV",
+    "WINDOW",
+    "TEST_MONTHS",
+]
+
+
+def load_co2():
+    """Monthly mean atmospheric CO2 at Mauna Loa, March 1958 - December 2001 (526 months).
+
+    The public-domain Scripps/CDIAC record of weekly averages, averaged per
+    month and shipped in the package (`lstm_fast/data/`, whose README.md gives
+    the source, citation and license). The 5 months without any weekly average
+    are linearly interpolated (their `n_weeks` is 0).
+
+    Returns:
+        dict of NumPy arrays, each (526,): 'year' and 'month' (int64),
+        'co2_ppm' (float64, parts per million), 'n_weeks' (int64, weekly
+        averages behind each month's mean; 0 = interpolated).
+
+    Example:
+
+    >>> from lstm_fast.demo import load_co2
+    >>> co2 = load_co2()
+    >>> co2["co2_ppm"][:3]
+    array([316.1 , 317.2 , 317.43])
+    """
+    with open(CO2_CSV, newline="") as f:
+        rows = list(csv.reader(line for line in f if not line.startswith("#")))
+    header, body = rows[0], rows[1:]
+    columns = dict(zip(header, zip(*body)))
+    return {
+        "year": np.array(columns["year"], dtype=np.int64),
+        "month": np.array(columns["month"], dtype=np.int64),
+        "co2_ppm": np.array(columns["co2_ppm"], dtype=np.float64),
+        "n_weeks": np.array(columns["n_weeks"], dtype=np.int64),
+    }
 
 
 def make_windows(co2_ppm, month, window=WINDOW, scale=None):
@@ -158,8 +202,6 @@ def run_demo(epochs=30, units=32, out_dir="lstm_fast_demo", seed=0, quiet=False,
     """
     import lstm_fast as lf
 
-    from .data import load_co2
-
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"Expected epochs to be a positive int. Received: epochs={epochs!r}")
     co2 = load_co2()
@@ -196,7 +238,11 @@ def run_demo(epochs=30, units=32, out_dir="lstm_fast_demo", seed=0, quiet=False,
         model.summary(print_fn=print_fn)
     start = time.perf_counter()
     history = model.fit(
-        x_train, y_train, epochs=epochs, batch_size=32, validation_split=0.1,
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=32,
+        validation_split=0.1,
         verbose=0 if quiet else 1,
     )
     seconds = time.perf_counter() - start
@@ -230,7 +276,13 @@ def run_demo(epochs=30, units=32, out_dir="lstm_fast_demo", seed=0, quiet=False,
     print_fn(f"model saved: {model_path} (lstm_fast.load_model reads it)")
     dates = year + (month - 0.5) / 12.0
     plots = _plot(
-        out_dir, dates, values, lstm_forecast, dates[test_index], history.history, best,
+        out_dir,
+        dates,
+        values,
+        lstm_forecast,
+        dates[test_index],
+        history.history,
+        best,
         forecasts[best],
     )
     if plots is None:
