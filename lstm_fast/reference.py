@@ -35,6 +35,19 @@ __all__ = ["LSTMCache", "LSTMGradients", "lstm_forward", "lstm_backward", "sigmo
 
 
 def sigmoid(x):
+    """The logistic function 1 / (1 + exp(-x)), elementwise (the gate nonlinearity).
+
+    Args:
+        x: array.
+
+    Returns:
+        Array of x's shape, values in (0, 1).
+
+    Example:
+
+    >>> sigmoid(np.array([0.0]))
+    array([0.5])
+    """
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -42,11 +55,24 @@ def sigmoid(x):
 class LSTMCache:
     """What the backward pass needs from the forward pass (training mode).
 
-    Every array is indexed by original time t, whatever the direction.
-    gates  (B, T, 4H): activations [i, f, g, o] of step t (zeros where masked)
-    cell   (B, T, H):  c after step t (the carried c where masked)
-    hidden (B, T, H):  h after step t (the carried h where masked)
-    h0, c0 (B, H):     the initial state
+    Made by `lstm_forward(..., training=True)`, consumed by `lstm_backward`;
+    not meant to be built by hand. Every array is indexed by original time t,
+    whatever the direction.
+
+    Args:
+        x (B, T, I), kernel (I, 4H), recurrent_kernel (H, 4H): the inputs of
+            the forward pass; has_bias: whether it had a bias.
+        h0, c0 (B, H): the initial state.
+        gates (B, T, 4H): activations [i, f, g, o] of step t (zeros where masked).
+        cell (B, T, H): c after step t (the carried c where masked).
+        hidden (B, T, H): h after step t (the carried h where masked).
+        mask (B, T) bool: True where the step is computed.
+        go_backwards, return_sequences, zero_output_for_mask: the forward options.
+
+    Example:
+
+    >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
+    >>> cache.gates[..., H:2 * H].mean()   # the mean forget gate
     """
 
     x: np.ndarray
@@ -66,7 +92,21 @@ class LSTMCache:
 
 @dataclass
 class LSTMGradients:
-    """Gradients of a scalar loss with respect to every input of the layer."""
+    """Gradients of a scalar loss with respect to every input of the layer.
+
+    Returned by `lstm_backward`; iterating gives
+    (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).
+
+    Args:
+        dx (B, T, I), dh0 (B, H), dc0 (B, H), dkernel (I, 4H),
+        drecurrent_kernel (H, 4H): gradients of the same shapes as the inputs.
+        dbias (4H,): the bias gradient, None when the layer has no bias.
+
+    Example:
+
+    >>> grads = lstm_backward(cache, dy=np.ones_like(y))
+    >>> dx, dh0, dc0, dkernel, drecurrent_kernel, dbias = grads
+    """
 
     dx: np.ndarray  # (B, T, I)
     dh0: np.ndarray  # (B, H)
@@ -107,8 +147,35 @@ def lstm_forward(
 ):
     """Run one LSTM layer over a whole sequence.
 
-    Returns (y, h_T, c_T, cache); cache is None unless ``training``.
     The computation is done in the dtype of ``kernel``.
+
+    Args:
+        x: (B, T, I) inputs.
+        kernel: (I, 4H), gate blocks i, f, c, o.
+        recurrent_kernel: (H, 4H).
+        bias: (4H,) or None (no bias).
+        h0, c0: (B, H) initial state, or None (zeros).
+        lengths: optional (B,) ints: steps t >= lengths[b] of sample b are
+            masked (they carry h and c unchanged).
+        go_backwards: process t = T-1 down to 0; y is in processing order.
+        return_sequences: y is every step's output (B, T, H), else the last (B, H).
+        zero_output_for_mask: masked steps output zeros instead of the carried h.
+        training: also return the `LSTMCache` that `lstm_backward` needs.
+
+    Returns:
+        (y, h_T, c_T, cache): the output, the final state (B, H) each, and
+        the cache (None unless ``training``).
+
+    Example:
+
+    >>> B, T, I, H = 2, 5, 3, 4
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((B, T, I))
+    >>> kernel = 0.1 * rng.standard_normal((I, 4 * H))
+    >>> recurrent_kernel = 0.1 * rng.standard_normal((H, 4 * H))
+    >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
+    >>> y.shape, h.shape
+    ((2, 5, 4), (2, 4))
     """
     dtype = np.asarray(kernel).dtype
     x = np.asarray(x, dtype=dtype)
@@ -171,8 +238,21 @@ def lstm_forward(
 def lstm_backward(cache, dy=None, dh_T=None, dc_T=None):
     """Gradients of a loss given dL/dy, dL/dh_T and dL/dc_T (each may be None).
 
-    dy has the shape of the forward output y: (B, T, H) with return_sequences,
-    (B, H) without.
+    Args:
+        cache: the `LSTMCache` of `lstm_forward(..., training=True)`.
+        dy: dL/dy, of the shape of the forward output y: (B, T, H) with
+            return_sequences, (B, H) without; None for zeros.
+        dh_T, dc_T: (B, H) gradients with respect to the final state, or None.
+
+    Returns:
+        `LSTMGradients` (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).
+
+    Example:
+
+    >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
+    >>> grads = lstm_backward(cache, dy=np.ones_like(y))   # the gradients of y.sum()
+    >>> grads.dkernel.shape
+    (3, 16)
     """
     x, K, R = cache.x, cache.kernel, cache.recurrent_kernel
     dtype = K.dtype
