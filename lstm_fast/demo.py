@@ -113,10 +113,21 @@ def make_windows(co2_ppm, month, window=WINDOW, scale=None):
 def naive_forecasts(co2_ppm, target_index):
     """Forecasts that need no training, for the months `target_index` (each >= 13).
 
+    Args:
+        co2_ppm: (M,) the monthly series v.
+        target_index: (N,) indices t of the months to forecast.
+
     Returns:
-        dict name -> (N,) forecasts: 'last value' (persistence), 'same month
-        last year' (seasonal naive), 'last value + last year's change' (the
-        seasonal naive forecast with the trend: v[t-1] + v[t-12] - v[t-13]).
+        dict name -> (N,) forecasts: 'last value' (persistence, v[t-1]), 'same
+        month last year' (seasonal naive, v[t-12]), 'last value + last year's
+        change' (the seasonal naive forecast with the trend:
+        v[t-1] + v[t-12] - v[t-13]).
+
+    Example:
+
+    >>> co2 = load_co2()
+    >>> naive_forecasts(co2["co2_ppm"], [24, 25])["last value"]
+    array([316.98, 317.57])
     """
     v = np.asarray(co2_ppm, dtype=np.float64)
     t = np.asarray(target_index)

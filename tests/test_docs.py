@@ -1,0 +1,166 @@
+"""Docstrings of the public API: every public name has one, and the user-facing
+names have Keras's sections (Args when they take arguments, an Example).
+
+"Public" is each module's ``__all__`` (and the public methods of the classes in
+it; a method that overrides a documented base-class method inherits its
+docstring, as ``help()`` shows it).
+"""
+
+import importlib
+import inspect
+import pydoc
+import re
+
+import pytest
+
+import lstm_fast
+
+MODULES = [
+    "lstm_fast",
+    "lstm_fast.activations",
+    "lstm_fast.callbacks",
+    "lstm_fast.demo",
+    "lstm_fast.initializers",
+    "lstm_fast.interop",
+    "lstm_fast.layers",
+    "lstm_fast.losses",
+    "lstm_fast.metrics",
+    "lstm_fast.models",
+    "lstm_fast.ops",
+    "lstm_fast.optimizers",
+    "lstm_fast.reference",
+    "lstm_fast.regularizers",
+    "lstm_fast.saving",
+    "lstm_fast.utils",
+]
+
+# Modules whose every public class and function has the Keras sections: an
+# "Example:" and, when it takes arguments, "Args:". Extend as modules get there.
+KERAS_STYLE_MODULES = [
+    "lstm_fast",
+    "lstm_fast.callbacks",
+    "lstm_fast.demo",
+    "lstm_fast.models",
+    "lstm_fast.reference",
+]
+# The layer classes (not the registry helpers of lstm_fast.layers).
+KERAS_STYLE_EXTRA = [
+    "lstm_fast.layers." + name
+    for name in (
+        "Layer",
+        "LSTM",
+        "Dense",
+        "Dropout",
+        "Embedding",
+        "Masking",
+        "Bidirectional",
+        "Input",
+        "InputLayer",
+    )
+]
+
+
+def _public_objects(module_name):
+    module = importlib.import_module(module_name)
+    assert hasattr(module, "__all__"), f"{module_name} has no __all__"
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or callable(obj) or inspect.ismodule(obj):
+            yield f"{module_name}.{name}", obj
+
+
+def _all_public(modules, methods):
+    seen, found = set(), []
+    for module_name in modules:
+        found.append((module_name, importlib.import_module(module_name)))
+        for qualname, obj in _public_objects(module_name):
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if not methods:
+                found.append((qualname, obj))
+            elif inspect.isclass(obj) and obj.__module__.startswith("lstm_fast"):
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_") or not callable(member):
+                        continue
+                    found.append((f"{qualname}.{attr}", getattr(obj, attr)))
+    return found
+
+
+PUBLIC = _all_public(MODULES, methods=False)
+# Modules whose classes document every public method too. Extend as modules get there.
+METHOD_DOC_MODULES = [
+    "lstm_fast",
+    "lstm_fast.callbacks",
+    "lstm_fast.demo",
+    "lstm_fast.interop",
+    "lstm_fast.layers",
+    "lstm_fast.models",
+    "lstm_fast.ops",
+    "lstm_fast.reference",
+    "lstm_fast.regularizers",
+    "lstm_fast.saving",
+    "lstm_fast.utils",
+]
+PUBLIC_METHODS = _all_public(METHOD_DOC_MODULES, methods=True)
+
+
+def _takes_arguments(obj):
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return True
+    return any(p not in ("self", "cls", "args", "kwargs") for p in params)
+
+
+def _keras_style_names():
+    names = []
+    for module_name in KERAS_STYLE_MODULES:
+        for qualname, obj in _public_objects(module_name):
+            if not inspect.ismodule(obj):
+                names.append(qualname)
+    return sorted(set(names) | set(KERAS_STYLE_EXTRA))
+
+
+def _resolve(qualname):
+    module_name, _, attr = qualname.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@pytest.mark.parametrize("qualname, obj", PUBLIC, ids=[q for q, _ in PUBLIC])
+def test_public_name_has_a_docstring(qualname, obj):
+    doc = inspect.getdoc(obj)
+    assert doc and len(doc.strip()) >= 10, f"{qualname} has no docstring"
+
+
+@pytest.mark.parametrize("qualname, method", PUBLIC_METHODS, ids=[q for q, _ in PUBLIC_METHODS])
+def test_public_method_has_a_docstring(qualname, method):
+    doc = inspect.getdoc(method)
+    assert doc and len(doc.strip()) >= 10, f"{qualname} has no docstring"
+
+
+@pytest.mark.parametrize("qualname", _keras_style_names())
+def test_keras_style_sections(qualname):
+    obj = _resolve(qualname)
+    doc = inspect.getdoc(obj) or ""
+    assert re.search(r"^Examples?:", doc, re.M), f"{qualname}: no 'Example:' section"
+    if _takes_arguments(obj):
+        assert re.search(r"^Args:", doc, re.M), f"{qualname}: takes arguments, no 'Args:'"
+    # an example shows code: a doctest prompt or an indented line
+    example = re.split(r"^Examples?:", doc, flags=re.M)[1]
+    assert ">>>" in example or re.search(r"^ {4}\S", example, re.M), qualname
+
+
+def test_help_of_the_lstm_layer_reads_well():
+    text = pydoc.render_doc(lstm_fast.LSTM, renderer=pydoc.plaintext)
+    assert "Long Short-Term Memory" in text
+    for section in ("Args:", "units:", "return_sequences:", "Example:", ">>>"):
+        assert section in text, section
+    assert "LSTM(units, activation='tanh'" in text.replace("\n", " ") or "units," in text
+
+
+def test_every_module_has_a_docstring():
+    for module_name in MODULES:
+        doc = inspect.getdoc(importlib.import_module(module_name))
+        assert doc, module_name
