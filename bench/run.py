@@ -48,7 +48,7 @@ FULL = dict(
     rounds=7,
     budget_s=3.0,
     warmup_s=0.5,
-    min_latency_samples=300,
+    min_latency_samples=200,
     min_step_samples=3000,
     peak_n=4096,
     peak_repeats=5,
@@ -307,7 +307,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             per_round[lab] = 1
         else:
             n = math.ceil(settings["budget_s"] / rounds / estimate[lab])
-            per_round[lab] = int(min(max(n, math.ceil(min_samples / rounds), 1), 100_000))
+            # p99 wants samples, but a slow contender gets at most ~6 budgets (>= 50 calls)
+            wanted = min(min_samples, max(50, math.ceil(6 * settings["budget_s"] / estimate[lab])))
+            per_round[lab] = int(min(max(n, math.ceil(wanted / rounds), 1), 100_000))
     samples = {lab: [] for lab, _ in live}
     probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
@@ -553,12 +555,13 @@ def write_markdown(path, result, names):
     ]
     for c, info in result["contenders"].items():
         for threads, i in info.items():
+            who = f"- **{c}** ({threads} thread{'s' if str(threads) != '1' else ''})"
             if i["status"] == "ok":
-                v = {k: val for k, val in i["info"].items() if k != "import_s"}
-                lines.append(f"- **{c}** ({threads} threads): {v}")
+                v = ", ".join(f"{k}: {val}" for k, val in i["info"].items() if k != "import_s")
+                lines.append(f"{who}: {v}")
             else:
                 err = str(i["error"]).strip().splitlines()[-1] if i["error"] else ""
-                lines.append(f"- **{c}** ({threads} threads): {i['status'].upper()}: {err}")
+                lines.append(f"{who}: {i['status'].upper()}: {err}")
     header, tl = table_lines(result, names)
     lines += [
         "",
