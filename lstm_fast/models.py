@@ -20,7 +20,7 @@ from . import utils
 from .layers import InputLayer, Layer
 from .layers import deserialize as deserialize_layer
 from .layers import serialize as serialize_layer
-from .layers.base import unique_name
+from .layers.base import checked_weight, unique_name
 from .layers.bidirectional import Bidirectional
 from .layers.embedding import Embedding
 
@@ -390,14 +390,8 @@ class Sequential:
                 f"Expected a list of {len(self._slots)} weight arrays for model '{self.name}'. "
                 f"Received: a list of {len(weights)} arrays"
             )
-        for (owner, n), w in zip(self._slots, weights):
-            w = np.asarray(w)
-            if w.shape != getattr(owner, n).shape:
-                raise ValueError(
-                    f"Expected weight '{n}' of layer '{owner.name}' to have shape "
-                    f"{getattr(owner, n).shape}. Received: shape={w.shape}"
-                )
-        for (owner, n), w in zip(self._slots, weights):
+        values = [checked_weight(owner, n, w) for (owner, n), w in zip(self._slots, weights)]
+        for (owner, n), w in zip(self._slots, values):  # all checked first: all or nothing
             getattr(owner, n)[...] = w
 
     def count_params(self):

@@ -61,6 +61,23 @@ def normalize_shape(shape, arg_name):
     return shape
 
 
+def checked_weight(owner, name, value):
+    """`value` as a real array of the shape of weight `name` of `owner`, or a clear error."""
+    current = getattr(owner, name)
+    w = np.asarray(value)
+    if w.shape != current.shape:
+        raise ValueError(
+            f"Expected weight '{name}' of layer '{owner.name}' to have shape "
+            f"{current.shape}. Received: shape={w.shape}"
+        )
+    if w.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Expected weight '{name}' of layer '{owner.name}' to be a real numeric array. "
+            f"Received: dtype={w.dtype}"
+        )
+    return w
+
+
 class Layer:
     """Base class of every lstm_fast layer.
 
@@ -191,17 +208,8 @@ class Layer:
                 f"Expected a list of {len(slots)} weight arrays for layer '{self.name}'. "
                 f"Received: a list of {len(weights)} arrays"
             )
-        values = []
-        for (owner, n), w in zip(slots, weights):
-            current = getattr(owner, n)
-            w = np.asarray(w)
-            if w.shape != current.shape:
-                raise ValueError(
-                    f"Expected weight '{n}' of layer '{owner.name}' to have shape "
-                    f"{current.shape}. Received: shape={w.shape}"
-                )
-            values.append(w)
-        for (owner, n), w in zip(slots, values):
+        values = [checked_weight(owner, n, w) for (owner, n), w in zip(slots, weights)]
+        for (owner, n), w in zip(slots, values):  # all checked first: all or nothing
             getattr(owner, n)[...] = w
 
     def count_params(self):
@@ -301,7 +309,7 @@ class Layer:
 
     def _convert_input(self, inputs):
         x = np.asarray(inputs)
-        if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        if x.dtype.kind not in "biuf":
             raise TypeError(
                 f"Expected a numeric array as input of layer '{self.name}'. "
                 f"Received: inputs with dtype={x.dtype}"
