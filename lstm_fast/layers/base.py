@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from .. import initializers, regularizers, utils
+from .. import initializers, utils
 
 __all__ = ["Layer"]
 
@@ -362,10 +362,3 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
-
-def serialize_or_none(obj, module):
-    return None if obj is None else module.serialize(obj)
-
-
-def regularizer_config(reg):
-    return regularizers.serialize(reg)
