@@ -255,3 +255,14 @@ def test_bad_callback():
     x, y = data()
     with pytest.raises(TypeError, match="Callback"):
         model_().fit(x, y, verbose=0, callbacks=[print])
+
+
+def test_model_checkpoint_whole_model(tmp_path):
+    from lstm_fast.models import load_model
+
+    m = model_()
+    x, y = data()
+    path = tmp_path / "model.keras"
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.ModelCheckpoint(path, monitor="loss")])
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), m.predict(x, verbose=0))
