@@ -307,19 +307,23 @@ def test_set_weights_wrong_shape_names_the_weight_and_changes_nothing(index, bad
         np.testing.assert_array_equal(a, b)
 
 
-# Sequential.set_weights / Layer.set_weights assign with `w[...] = value`, which
-# parses strings, unboxes objects and drops imaginary parts (a ComplexWarning):
-# reported to the owner of models.py / layers/base.py.
-KNOWN_GAP = "set_weights does not check the dtype yet (models.py, layers/base.py)"
-
-
-@pytest.mark.xfail(reason=KNOWN_GAP, strict=False)
 @pytest.mark.parametrize("dtype", [complex, str, object])
-def test_set_weights_non_real_dtype_is_rejected(dtype):
+def test_set_weights_non_real_dtype_is_rejected_all_or_nothing(dtype):
     m = model()
     w = m.get_weights()
-    with pytest.raises(TypeError, match="kernel"):
-        m.set_weights([w[0].astype(dtype)] + w[1:])
+    with pytest.raises(TypeError, match="recurrent_kernel"):
+        m.set_weights([w[0] + 1, w[1].astype(dtype)] + w[2:])
+    for a, b in zip(m.get_weights(), w):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [complex, str])
+def test_layer_set_weights_non_real_dtype_is_rejected(dtype):
+    layer = LSTM(H)
+    layer(np.zeros((1, T, I), np.float32))
+    w = layer.get_weights()
+    with pytest.raises(TypeError, match="bias"):
+        layer.set_weights(w[:2] + [w[2].astype(dtype)])
 
 
 def test_set_weights_converts_float64_and_lists():
@@ -342,12 +346,7 @@ def test_layer_set_weights_wrong_shape():
 # ------------------------------------------------------------ layers called directly
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [object, str, pytest.param(complex, marks=pytest.mark.xfail(
-        reason="Layer._convert_input accepts complex (np.number) and drops the imaginary part "
-        "(layers/base.py)", strict=False))],
-)
+@pytest.mark.parametrize("dtype", [object, str, complex])
 def test_layer_call_non_numeric(dtype):
     with pytest.raises(TypeError, match="dtype"):
         LSTM(H)(np.zeros((2, T, I)).astype(dtype))
