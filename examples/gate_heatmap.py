@@ -71,13 +71,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
     parser.add_argument("--units", type=int, default=16, help="LSTM units (default: 16)")
+    parser.add_argument(
+        "--samples", type=int, default=1024, help="training sequences (default: 1024)"
+    )
     parser.add_argument("--out", default=".", help="directory for forget_gate.png")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     lf.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    x_train, y_train = make_data(1024, rng)
+    x_train, y_train = make_data(args.samples, rng)
     model = Sequential([LSTM(args.units, return_sequences=True, input_shape=(T, 2)), Dense(1)])
     model.compile(optimizer=lf.optimizers.Adam(learning_rate=1e-2), loss="mse")
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=2)

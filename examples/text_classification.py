@@ -101,7 +101,7 @@ def main():
         ]
     )
     model.compile(
-        optimizer=lf.optimizers.Adam(learning_rate=3e-3),
+        optimizer=lf.optimizers.Adam(learning_rate=1e-2),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )

@@ -71,7 +71,7 @@ def test_seed_example(tmp_path):
 
 
 def test_text_classification_learns_negations(tmp_path):
-    out = run_example("text_classification.py", "--epochs", "3", "--samples", "3000", cwd=tmp_path)
+    out = run_example("text_classification.py", "--epochs", "3", "--samples", "1500", cwd=tmp_path)
     majority = number_after("(majority class:", out)
     assert majority < 0.6  # balanced classes: accuracy means something
     assert number_after("test accuracy:", out) > 0.85
@@ -112,7 +112,9 @@ def test_streaming_equals_full_sequence(tmp_path):
 
 def test_gate_heatmap(tmp_path):
     out = run_example(
-        "gate_heatmap.py", "--epochs", "3", "--out", str(tmp_path / "plots"), cwd=tmp_path
+        "gate_heatmap.py",
+        *("--epochs", "3", "--samples", "512", "--out", str(tmp_path / "plots")),
+        cwd=tmp_path,
     )
     at_reset = number_after("at reset steps", out)
     elsewhere = number_after("at other steps", out)
