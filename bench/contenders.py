@@ -579,6 +579,9 @@ class OnnxRuntime:
         if kind not in ("infer", "step"):
             raise NotApplicable("ONNX Runtime has no training for the LSTM operator")
         K, R, b = data["kernel"], data["recurrent_kernel"], data["bias"]
+        if K.dtype != np.float32:
+            # its CPU kernel says "LSTM operator does not support double yet"
+            raise NotApplicable("ONNX Runtime's LSTM operator runs float32 only")
         H = R.shape[0]
         if kind == "infer":
             B, T, _ = data["x"].shape
