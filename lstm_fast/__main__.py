@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -28,10 +29,12 @@ def _non_negative_int(text):
 
 def build_parser():
     """The argparse parser of `python -m lstm_fast` (subcommands `demo` and `info`)."""
+    # the console script is `lstm-fast`; otherwise this runs as `python -m lstm_fast`
+    prog = "lstm-fast" if os.path.basename(sys.argv[0]) == "lstm-fast" else "python -m lstm_fast"
     parser = argparse.ArgumentParser(
-        prog="python -m lstm_fast",
+        prog=prog,
         description="lstm_fast: a compiled CPU LSTM engine with a Keras-like API.",
-        epilog="Run 'python -m lstm_fast demo --help' for the demo's options.",
+        epilog=f"Run '{prog} demo --help' for the demo's options.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
@@ -58,9 +61,7 @@ def build_parser():
         metavar="DIR",
         help="output directory for the plots and the saved model (default: ./lstm_fast_demo)",
     )
-    demo.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="random seed (default: 0)"
-    )
+    demo.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
     demo.add_argument(
         "--quiet", action="store_true", help="no progress bar or model summary, only results"
     )
@@ -106,8 +107,9 @@ def main(argv=None):
     if args.command == "demo":
         from .demo import run_demo
 
-        run_demo(epochs=args.epochs, units=args.units, out_dir=args.out, seed=args.seed,
-                 quiet=args.quiet)
+        run_demo(
+            epochs=args.epochs, units=args.units, out_dir=args.out, seed=args.seed, quiet=args.quiet
+        )
         return 0
     if args.command == "info":
         _info()
