@@ -112,12 +112,12 @@ static int dims_ok(const lf_lstm_dims *d) {
     int lf_lstm_forward_##type(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell,         \
                                REAL *hprev, const REAL *xproj, const REAL *x,                  \
                                const REAL *kernel, const REAL *rk, const REAL *bias,           \
-                               const REAL *h0, const REAL *c0, const lf_lstm_dims *d,          \
-                               int n_threads) {                                                \
+                               const REAL *h0, const REAL *c0, const REAL *k_packed,           \
+                               const REAL *rk_packed, const lf_lstm_dims *d, int n_threads) {  \
         if (!dims_ok(d) || !y || !rk || (!xproj && !(x && kernel))) return LF_EINVAL;          \
         if (!((gates && cell && hprev) || (!gates && !cell && !hprev))) return LF_EINVAL;      \
         LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, x, kernel, rk, bias, \
-                    h0, c0, d, n_threads)                                                      \
+                    h0, c0, k_packed, rk_packed, d, n_threads)                                 \
     }                                                                                          \
     int lf_lstm_backward_##type(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy,                \
                                 const REAL *dh_T, const REAL *dc_T, const REAL *gates,         \
@@ -126,6 +126,15 @@ static int dims_ok(const lf_lstm_dims *d) {
         if (!dims_ok(d) || !dz || !dh0 || !dc0 || !gates || !cell || !rk) return LF_EINVAL;    \
         LF_DISPATCH(backward, type, dz, dh0, dc0, dy, dh_T, dc_T, gates, cell, c0, rk, d,      \
                     n_threads)                                                                 \
+    }                                                                                          \
+    int64_t lf_lstm_packed_len_##type(int64_t rows, int64_t H) {                               \
+        if (rows < 0 || H < 1) return LF_EINVAL;                                               \
+        LF_DISPATCH(packed_len, type, rows, H)                                                 \
+    }                                                                                          \
+    int lf_lstm_pack_##type(REAL *packed, const REAL *w, int64_t rows, int64_t H,              \
+                            int n_threads) {                                                   \
+        if (!packed || !w || rows < 0 || H < 1) return LF_EINVAL;                              \
+        LF_DISPATCH(pack, type, packed, w, rows, H, n_threads)                                 \
     }
 
 LF_DEFINE_ENTRY(f32, float)

@@ -47,6 +47,8 @@ typedef struct {
  *   In training mode gates may be the same array as xproj: each element is
  *   read before it is overwritten by its activation.
  * recurrent_kernel (H,G), bias (G) or NULL, h0/c0 (B,H) or NULL (zeros).
+ * k_packed, rk_packed: kernel and recurrent_kernel already in the packed
+ *   layout of lf_lstm_pack (for the current ISA), or NULL to pack them here.
  * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL; h_T may be y).
  * Training cache (all NULL in inference mode, or all set):
  *   gates (B,T,G) activations i,f,g,o (zeros where masked),
@@ -54,12 +56,23 @@ typedef struct {
 int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *cell, float *hprev,
                         const float *xproj, const float *x, const float *kernel,
                         const float *recurrent_kernel, const float *bias, const float *h0,
-                        const float *c0, const lf_lstm_dims *d, int n_threads);
+                        const float *c0, const float *k_packed, const float *rk_packed,
+                        const lf_lstm_dims *d, int n_threads);
 int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
                         double *hprev, const double *xproj, const double *x,
                         const double *kernel, const double *recurrent_kernel,
                         const double *bias, const double *h0, const double *c0,
-                        const lf_lstm_dims *d, int n_threads);
+                        const double *k_packed, const double *rk_packed, const lf_lstm_dims *d,
+                        int n_threads);
+
+/* The packed layout of a (rows, 4H) weight matrix for the forward loop, for
+ * the current ISA: (ceil(H/U), rows, 4, U), the four gates of U units side
+ * by side, zero-padded past unit H. Packing once lets repeated calls on the
+ * same weights (inference, streaming) skip it. packed_len returns elements. */
+int64_t lf_lstm_packed_len_f32(int64_t rows, int64_t H);
+int64_t lf_lstm_packed_len_f64(int64_t rows, int64_t H);
+int lf_lstm_pack_f32(float *packed, const float *w, int64_t rows, int64_t H, int n_threads);
+int lf_lstm_pack_f64(double *packed, const double *w, int64_t rows, int64_t H, int n_threads);
 
 /* Backward through the time loop: the gate gradients dZ of every step.
  * dz (B,T,G) out: dL/dz_t (zeros where masked); may be the same array as gates

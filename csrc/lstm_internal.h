@@ -30,10 +30,13 @@ void lf_fp_exit(unsigned saved);
     int lf_forward_##SFX(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev, \
                          const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk, \
                          const REAL *bias, const REAL *h0, const REAL *c0,                    \
-                         const lf_lstm_dims *d, int n_threads);                               \
+                         const REAL *k_packed, const REAL *rk_packed, const lf_lstm_dims *d,  \
+                         int n_threads);                                                      \
     int lf_backward_##SFX(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *dh_T,   \
                           const REAL *dc_T, const REAL *gates, const REAL *cell,              \
-                          const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads);
+                          const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads); \
+    int64_t lf_packed_len_##SFX(int64_t rows, int64_t H);                                     \
+    int lf_pack_##SFX(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads);
 
 LF_DECLARE_KERNELS(generic_f32, float)
 LF_DECLARE_KERNELS(generic_f64, double)

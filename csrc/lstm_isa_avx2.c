@@ -1,8 +1,10 @@
 /* The kernels for AVX2 + FMA: 32-byte vectors, 16 registers (a forward tile
- * of 2 rows x 4 gates keeps 8 accumulators, 4 panel vectors and a broadcast). */
+ * pass of 6 rows x 2 gates keeps 12 accumulators, 2 weight vectors and a
+ * broadcast: 12 FMAs per 2 weight loads, so the weights can stream from L2). */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx2,fma")
-#define MR_FWD 2
+#define MR_FWD 6
+#define GP 2
 #define MR_BWD 4
 
 #define LF_REAL_IS_DOUBLE 0

@@ -1,8 +1,9 @@
 /* The kernels for AVX-512F: 64-byte vectors, 32 registers (a forward tile of
- * 4 rows x 4 gates keeps 16 accumulators). */
+ * 6 rows x 4 gates keeps 24 accumulators, 4 weight vectors and a broadcast). */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
-#define MR_FWD 4
+#define MR_FWD 6
+#define GP 4
 #define MR_BWD 8
 
 #define LF_REAL_IS_DOUBLE 0

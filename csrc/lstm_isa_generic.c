@@ -1,6 +1,7 @@
 /* The kernels for any CPU: 16-byte vectors (SSE2 on x86-64, NEON on arm64),
- * no FMA. Also the path every other one is checked against in the tests. */
-#define MR_FWD 2
+ * no FMA; 16 registers, so forward tiles of 6 rows x 2 gates as with AVX2. */
+#define MR_FWD 6
+#define GP 2
 #define MR_BWD 4
 
 #define LF_REAL_IS_DOUBLE 0

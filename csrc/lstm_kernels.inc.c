@@ -4,7 +4,8 @@
  *
  *   #define REAL float      the element type
  *   #define VBYTES 32       SIMD register width in bytes
- *   #define MR_FWD 2        batch rows per register tile, forward
+ *   #define MR_FWD 6        batch rows per register tile, forward
+ *   #define GP 2            gates per pass of a forward tile (MR_FWD * GP accumulators)
  *   #define MR_BWD 4        batch rows per register tile, backward
  *   #define SFX avx2_f32    suffix of every name defined here
  *
@@ -131,13 +132,16 @@ INLINE V FN(vtanh)(V x) { return (REAL)2 / ((REAL)1 + FN(vexp)(x * (REAL)-2)) - 
 
 typedef struct {
     const lf_lstm_dims *d;
-    int64_t Hp, nblk, nfull; /* blocks of units; the first nfull have all U units */
+    int64_t Hp, nblk;        /* blocks of U units; the last may be partial */
     REAL *y, *h_T, *c_T, *gates, *cell, *hprev;
     const REAL *xproj;       /* (B,T,G) x @ kernel, or NULL: then x @ kernel is fused here */
     const REAL *x, *kernel;  /* (B,T,I), (I,G): the fused input projection (streaming)    */
     const REAL *rk, *bias, *h0, *c0;
-    REAL *rk_tail; /* (H, 4, U) the last, partial block of recurrent_kernel, zero-padded */
-    REAL *k_tail;  /* (I, 4, U) the same for kernel, when fused                         */
+    /* recurrent_kernel and (fused) kernel in the packed layout (see pack_rows):
+     * given by the caller (packed once for many calls), or packed here by each
+     * thread for its own blocks into rk_own / k_own. */
+    const REAL *rk_packed, *k_packed;
+    REAL *rk_own, *k_own;
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
     REAL *cbuf;    /* (B, Hp): c, updated in place by the owner of each unit */
     lf_barrier bar;
@@ -187,51 +191,88 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         FN(vstore_n)(cx->y + b * H + u0, out, nu);
 }
 
-/* acc[r][g] += sum_k a[r*a_stride + k] * w[k*w_row + g*w_gate + lane], r < mr.
- * w points at the first unit of a block, either inside the weights in Keras
- * layout (w_row = G, w_gate = H: four strips of U units per row) or in a
- * packed tail (w_row = 4U, w_gate = U). */
-INLINE void FN(fwd_gemm)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
+/* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + q*w_gate + lane], for
+ * r < mr rows and q < GP gates. w points at the first unit of a block in gate
+ * g0, either inside the weights in Keras layout (w_row = G, w_gate = H: strips
+ * of U units) or in a packed tail (w_row = 4U, w_gate = U). */
+INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
                          const REAL *w, int64_t w_row, int64_t w_gate) {
     for (int64_t k = 0; k < kdim; k++, w += w_row) {
-        V p0 = FN(vload)(w), p1 = FN(vload)(w + w_gate), p2 = FN(vload)(w + 2 * w_gate),
-          p3 = FN(vload)(w + 3 * w_gate);
+        V p[GP];
+        for (int q = 0; q < GP; q++) p[q] = FN(vload)(w + q * w_gate);
         for (int r = 0; r < mr; r++) {
             V x = FN(vbcast)(a[r * a_stride + k]);
-            acc[r][0] += x * p0;
-            acc[r][1] += x * p1;
-            acc[r][2] += x * p2;
-            acc[r][3] += x * p3;
+            for (int q = 0; q < GP; q++) acc[r][q] += x * p[q];
         }
     }
 }
 
 /* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ recurrent_kernel
- * (+ x_t @ kernel when fused), then its epilogue. mr is a constant at every
- * call site, so each call is specialised. */
+ * (+ x_t @ kernel when fused), GP gates per pass over k so that the
+ * accumulators of MR_FWD rows fit in the registers, then its epilogue. mr is
+ * a constant at every call site, so each call is specialised. */
 INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t, int64_t s,
                          const REAL *cur, REAL *nxt) {
     const lf_lstm_dims *d = cx->d;
-    const int64_t T = d->T, I = d->I, H = d->H, G = 4 * H, Hp = cx->Hp;
-    const int full = j < cx->nfull;
-    V acc[MR_FWD][4];
-    for (int r = 0; r < mr; r++)
-        for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
-    if (cx->x)
-        FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I,
-                     full ? cx->kernel + j * U : cx->k_tail, full ? G : 4 * U, full ? H : U);
-    FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, full ? cx->rk + j * U : cx->rk_tail,
-                 full ? G : 4 * U, full ? H : U);
+    const int64_t T = d->T, I = d->I, H = d->H, Hp = cx->Hp;
+    const int64_t w_row = 4 * U, w_gate = U;
+    const REAL *wr = cx->rk_packed + j * H * 4 * U;
+    const REAL *wk = cx->x ? cx->k_packed + j * I * 4 * U : NULL;
+    V z[MR_FWD][4];
+    for (int g0 = 0; g0 < 4; g0 += GP) {
+        V acc[MR_FWD][GP];
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GP; q++) acc[r][q] = (V){0};
+        if (cx->x)
+            FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * w_gate, w_row,
+                         w_gate);
+        FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * w_gate, w_row, w_gate);
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GP; q++) z[r][g0 + q] = acc[r][q];
+    }
     const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
-    for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, acc[r], b0 + r, t, s, u0, nu, cur, nxt);
+    for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, z[r], b0 + r, t, s, u0, nu, cur, nxt);
 }
 
-/* w (rows, G) in Keras layout -> tail (rows, 4, U): the units from u0 on, zero-padded */
-static void FN(pack_tail)(REAL *tail, const REAL *w, int64_t rows, int64_t H, int64_t u0) {
-    for (int64_t k = 0; k < rows; k++)
-        for (int g = 0; g < 4; g++)
-            for (int64_t u = 0; u < U; u++)
-                *tail++ = u0 + u < H ? w[k * 4 * H + g * H + u0 + u] : (REAL)0;
+/* w (rows, 4H) in Keras layout -> packed (nblk, rows, 4, U): block j, row k,
+ * gate g, lane u = w[k, g*H + j*U + u], zero past unit H. A tile then reads
+ * its weights as one sequential stream. Blocks j0..j1 only; rows are taken
+ * in chunks so that the reads stay within a few pages at a time (reading a
+ * strip of every row of a large matrix in turn misses the TLB on each load). */
+static void FN(pack_rows)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int64_t j0,
+                          int64_t j1) {
+    enum { ROWS_PER_CHUNK = 16 };
+    for (int64_t k0 = 0; k0 < rows; k0 += ROWS_PER_CHUNK) {
+        const int64_t k1 = k0 + ROWS_PER_CHUNK < rows ? k0 + ROWS_PER_CHUNK : rows;
+        for (int64_t j = j0; j < j1; j++) {
+            const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
+            REAL *dst = packed + (j * rows + k0) * 4 * U;
+            for (int64_t k = k0; k < k1; k++)
+                for (int g = 0; g < 4; g++, dst += U)
+                    FN(vstore)(dst, FN(vload_n)(w + k * 4 * H + g * H + u0, nu));
+        }
+    }
+}
+
+typedef struct {
+    REAL *packed;
+    const REAL *w;
+    int64_t rows, H, nblk;
+} FN(pack_ctx);
+
+static void FN(pack_task)(void *arg, int tid, int nth) {
+    FN(pack_ctx) *p = arg;
+    FN(pack_rows)(p->packed, p->w, p->rows, p->H, p->nblk * tid / nth, p->nblk * (tid + 1) / nth);
+}
+
+int64_t FN(lf_packed_len)(int64_t rows, int64_t H) { return (H + U - 1) / U * U * 4 * rows; }
+
+int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads) {
+    FN(pack_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H, .nblk = (H + U - 1) / U};
+    int nth = n_threads < 1 ? 1 : n_threads;
+    if ((double)rows * (double)H < 65536.0) nth = 1; /* small: not worth waking the team */
+    lf_parallel_run(FN(pack_task), &p, NULL, nth);
+    return LF_OK;
 }
 
 static void FN(fwd_task)(void *arg, int tid, int nth) {
@@ -242,10 +283,8 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
     const int64_t v0 = j0 * U, v1 = j1 * U; /* this thread's units, padded */
     unsigned fp_state = lf_fp_enter();
 
-    if (j1 > cx->nfull && j1 > j0) { /* this thread owns the partial block */
-        FN(pack_tail)(cx->rk_tail, cx->rk, H, H, cx->nfull * U);
-        if (cx->x) FN(pack_tail)(cx->k_tail, cx->kernel, d->I, H, cx->nfull * U);
-    }
+    if (cx->rk_own) FN(pack_rows)(cx->rk_own, cx->rk, H, H, j0, j1);
+    if (cx->k_own) FN(pack_rows)(cx->k_own, cx->kernel, d->I, H, j0, j1);
     for (int64_t b = 0; b < B; b++)
         for (int64_t v = v0; v < v1; v++) {
             cx->hbuf[b * Hp + v] = v < H && cx->h0 ? cx->h0[b * H + v] : (REAL)0;
@@ -265,6 +304,18 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
             int64_t b0 = 0;
             for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
             switch (B - b0) { /* constant row counts, so each call is specialised */
+#if MR_FWD > 7
+            case 7: FN(fwd_tile)(cx, 7, b0, j, t, s, cur, nxt); break;
+#endif
+#if MR_FWD > 6
+            case 6: FN(fwd_tile)(cx, 6, b0, j, t, s, cur, nxt); break;
+#endif
+#if MR_FWD > 5
+            case 5: FN(fwd_tile)(cx, 5, b0, j, t, s, cur, nxt); break;
+#endif
+#if MR_FWD > 4
+            case 4: FN(fwd_tile)(cx, 4, b0, j, t, s, cur, nxt); break;
+#endif
 #if MR_FWD > 3
             case 3: FN(fwd_tile)(cx, 3, b0, j, t, s, cur, nxt); break;
 #endif
@@ -290,23 +341,34 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
 
 int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev,
                    const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk,
-                   const REAL *bias, const REAL *h0, const REAL *c0, const lf_lstm_dims *d,
-                   int n_threads) {
+                   const REAL *bias, const REAL *h0, const REAL *c0, const REAL *k_packed,
+                   const REAL *rk_packed, const lf_lstm_dims *d, int n_threads) {
     FN(fwd_ctx) cx = {.d = d, .y = y, .h_T = h_T, .c_T = c_T, .gates = gates, .cell = cell,
                       .hprev = hprev, .xproj = xproj, .x = xproj ? NULL : x,
-                      .kernel = kernel, .rk = rk, .bias = bias, .h0 = h0, .c0 = c0};
+                      .kernel = kernel, .rk = rk, .bias = bias, .h0 = h0, .c0 = c0,
+                      .rk_packed = rk_packed, .k_packed = k_packed};
     cx.nblk = (d->H + U - 1) / U;
-    cx.nfull = d->H / U;
     cx.Hp = cx.nblk * U;
-    size_t n_tail, n_h;
-    if (lf_mul_overflows(&n_tail, (size_t)(d->H + (cx.x ? d->I : 0)), 4 * (size_t)U) ||
+    const int pack_k = cx.x && !k_packed, pack_rk = !rk_packed;
+    size_t n_pack, n_h;
+    if (lf_mul_overflows(&n_pack, (size_t)((pack_rk ? d->H : 0) + (pack_k ? d->I : 0)),
+                         4 * (size_t)cx.Hp) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    REAL *work = lf_alloc((n_tail + 3 * n_h) * sizeof(REAL));
+    REAL *work = lf_alloc((n_pack + 3 * n_h) * sizeof(REAL));
     if (!work) return LF_ENOMEM;
-    cx.rk_tail = work;
-    cx.k_tail = work + d->H * 4 * U;
-    cx.hbuf = work + n_tail;
+    REAL *next = work;
+    if (pack_rk) {
+        cx.rk_own = next;
+        cx.rk_packed = next;
+        next += d->H * 4 * cx.Hp;
+    }
+    if (pack_k) {
+        cx.k_own = next;
+        cx.k_packed = next;
+        next += d->I * 4 * cx.Hp;
+    }
+    cx.hbuf = next;
     cx.cbuf = cx.hbuf + 2 * n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
     lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth);

@@ -47,12 +47,19 @@ cdef extern from "lstm_cython.h" nogil:
                             float *hprev, const float *xproj, const float *x,
                             const float *kernel, const float *recurrent_kernel,
                             const float *bias, const float *h0, const float *c0,
+                            const float *k_packed, const float *rk_packed,
                             const lf_lstm_dims *d, int n_threads)
     int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
                             double *hprev, const double *xproj, const double *x,
                             const double *kernel, const double *recurrent_kernel,
                             const double *bias, const double *h0, const double *c0,
+                            const double *k_packed, const double *rk_packed,
                             const lf_lstm_dims *d, int n_threads)
+    int64_t lf_lstm_packed_len_f32(int64_t rows, int64_t H)
+    int64_t lf_lstm_packed_len_f64(int64_t rows, int64_t H)
+    int lf_lstm_pack_f32(float *packed, const float *w, int64_t rows, int64_t H, int n_threads)
+    int lf_lstm_pack_f64(double *packed, const double *w, int64_t rows, int64_t H,
+                         int n_threads)
     int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy,
                              const float *dh_T, const float *dc_T, const float *gates,
                              const float *cell, const float *c0, const float *recurrent_kernel,
@@ -236,6 +243,75 @@ def _empty(shape, dtype):
         raise MemoryError(f"lstm_fast: cannot allocate an array of shape {shape}: {e}")
 
 
+# ---- packed weights ------------------------------------------------------------
+
+class PackedWeights:
+    """kernel and recurrent_kernel in the forward kernels' packed layout.
+
+    Every forward call packs the weights it reads in its time loop (a copy of
+    recurrent_kernel, and of kernel for `lstm_step`). For repeated inference
+    on the same weights (predict, streaming one step per call), pack them once
+    with `pack_weights` and pass ``packed=`` to `lstm_forward` / `lstm_step`.
+
+    The packed copy does not follow later changes of the arrays: pack again
+    after changing the weights. It is also tied to the ISA path in use when it
+    was made (the block width differs); a call on another path raises.
+    """
+
+    def __init__(self, kernel, recurrent_kernel, n_threads=None):
+        kernel, recurrent_kernel, _, dtype, I, H = _check_weights(kernel, recurrent_kernel, None)
+        cdef int nth = _resolve_threads(n_threads)
+        self.dtype = dtype
+        self.input_dim = I
+        self.units = H
+        self.isa = get_isa()
+        cdef bint f32 = dtype == np.float32
+        n_k = lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)
+        n_r = lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)
+        self.kernel = _empty((n_k,), dtype)
+        self.recurrent_kernel = _empty((n_r,), dtype)
+        cdef int rc = LF_OK
+        for packed, w, rows in ((self.kernel, kernel, I), (self.recurrent_kernel,
+                                                           recurrent_kernel, H)):
+            if f32:
+                rc = lf_lstm_pack_f32(<float *>_ptr(packed), <const float *>_ptr(w), rows, H, nth)
+            else:
+                rc = lf_lstm_pack_f64(<double *>_ptr(packed), <const double *>_ptr(w), rows, H,
+                                      nth)
+            _raise_for(rc, "weight packing")
+
+    def __repr__(self):
+        return (f"PackedWeights(input_dim={self.input_dim}, units={self.units}, "
+                f"dtype={self.dtype.name}, isa={self.isa!r})")
+
+
+def pack_weights(kernel, recurrent_kernel, n_threads=None):
+    """Pack kernel (I, 4H) and recurrent_kernel (H, 4H) once for many forward calls.
+
+    Returns:
+        A `PackedWeights` to pass as ``packed=`` to `lstm_forward` or `lstm_step`.
+    """
+    return PackedWeights(kernel, recurrent_kernel, n_threads)
+
+
+cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t H):
+    if packed is None:
+        return None
+    if not isinstance(packed, PackedWeights):
+        raise TypeError(
+            f"Expected packed to be a PackedWeights from pack_weights(). "
+            f"Received: packed={type(packed).__name__}")
+    if packed.dtype != dtype or packed.input_dim != I or packed.units != H:
+        raise ValueError(
+            f"Expected packed weights for input_dim={I}, units={H}, dtype={dtype}. "
+            f"Received: {packed!r}")
+    if packed.isa != get_isa():
+        raise ValueError(
+            f"Expected packed weights made on the current ISA path {get_isa()!r} "
+            f"(pack them again). Received: {packed!r}")
+    return packed
+
+
 # ---- the training cache ------------------------------------------------------------
 
 class LSTMCache:
@@ -289,7 +365,7 @@ class LSTMCache:
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
                  lengths=None, go_backwards=False, return_sequences=True,
-                 zero_output_for_mask=False, training=False, n_threads=None):
+                 zero_output_for_mask=False, training=False, n_threads=None, packed=None):
     """Run one LSTM layer over a whole sequence with the compiled kernels.
 
     Args:
@@ -304,6 +380,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
         zero_output_for_mask: masked steps output zeros instead of the carried h.
         training: keep what `lstm_backward` needs and return it as the cache.
         n_threads: threads for the time loop; None = `get_num_threads()`.
+        packed: the same weights from `pack_weights`, to skip packing them
+            (for repeated inference on unchanged weights).
 
     Returns:
         (y, h_T, c_T, cache); cache is None unless training.
@@ -321,6 +399,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     c0 = _optional(c0, "c0", dtype, (B, H), "(B, H)")
     cdef object lens = _check_lengths(lengths, B, T)
     cdef int nth = _resolve_threads(n_threads)
+    packed = _check_packed(packed, dtype, I, H)
 
     # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM.
     xproj = _empty((B, T, 4 * H), dtype)
@@ -352,6 +431,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef void *pb = _ptr(bias)
     cdef void *ph0 = _ptr(h0)
     cdef void *pc0 = _ptr(c0)
+    cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
     cdef int rc
     cdef bint f32 = dtype == np.float32
     with nogil:
@@ -359,12 +439,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
             rc = lf_lstm_forward_f32(<float *>py, <float *>ph, <float *>pc, <float *>pg,
                                      <float *>pcell, <float *>phprev, <const float *>pxp,
                                      NULL, NULL, <const float *>prk, <const float *>pb,
-                                     <const float *>ph0, <const float *>pc0, &d, nth)
+                                     <const float *>ph0, <const float *>pc0, NULL,
+                                     <const float *>prkp, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>py, <double *>ph, <double *>pc, <double *>pg,
                                      <double *>pcell, <double *>phprev, <const double *>pxp,
                                      NULL, NULL, <const double *>prk, <const double *>pb,
-                                     <const double *>ph0, <const double *>pc0, &d, nth)
+                                     <const double *>ph0, <const double *>pc0, NULL,
+                                     <const double *>prkp, &d, nth)
     _raise_for(rc, "LSTM forward")
 
     cache = None
@@ -375,11 +457,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     return y, h_T, c_T, cache
 
 
-def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_threads=None):
+def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_threads=None,
+              packed=None):
     """One time step for streaming inference: (h, c) -> (h_new, c_new).
 
     x_t is (B, I); h and c are (B, H) or None (zeros). Equal to `lstm_forward`
-    on the one-step sequence x_t[:, None, :].
+    on the one-step sequence x_t[:, None, :]. For a stream of calls on the same
+    weights pass ``packed=pack_weights(kernel, recurrent_kernel)``: a step then
+    reads the packed weights and nothing is copied per call.
     """
     kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
     if not isinstance(x_t, np.ndarray):
@@ -393,6 +478,7 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     h = _optional(h, "h", dtype, (B, H), "(B, H)")
     c = _optional(c, "c", dtype, (B, H), "(B, H)")
     cdef int nth = _resolve_threads(n_threads)
+    packed = _check_packed(packed, dtype, I, H)
 
     h_new = _empty((B, H), dtype)
     c_new = _empty((B, H), dtype)
@@ -410,6 +496,8 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     cdef void *pb = _ptr(bias)
     cdef void *ph0 = _ptr(h)
     cdef void *pc0 = _ptr(c)
+    cdef void *pkp = NULL if packed is None else _ptr(packed.kernel)
+    cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
     cdef int rc
     cdef bint f32 = dtype == np.float32
     # x_t @ kernel is fused into the step (no separate GEMM call); y and h_T
@@ -419,12 +507,14 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
             rc = lf_lstm_forward_f32(<float *>ph, <float *>ph, <float *>pc, NULL, NULL, NULL,
                                      NULL, <const float *>px, <const float *>pk,
                                      <const float *>prk, <const float *>pb,
-                                     <const float *>ph0, <const float *>pc0, &d, nth)
+                                     <const float *>ph0, <const float *>pc0,
+                                     <const float *>pkp, <const float *>prkp, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>ph, <double *>ph, <double *>pc, NULL, NULL,
                                      NULL, NULL, <const double *>px, <const double *>pk,
                                      <const double *>prk, <const double *>pb,
-                                     <const double *>ph0, <const double *>pc0, &d, nth)
+                                     <const double *>ph0, <const double *>pc0,
+                                     <const double *>pkp, <const double *>prkp, &d, nth)
     _raise_for(rc, "LSTM step")
     return h_new, c_new
 

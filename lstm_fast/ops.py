@@ -31,12 +31,14 @@ Example:
 
 from ._engine import (
     LSTMCache,
+    PackedWeights,
     block_units,
     get_isa,
     get_num_threads,
     lstm_backward,
     lstm_forward,
     lstm_step,
+    pack_weights,
     set_isa,
     supported_isas,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "lstm_forward",
     "lstm_backward",
     "lstm_step",
+    "pack_weights",
+    "PackedWeights",
     "get_isa",
     "set_isa",
     "supported_isas",

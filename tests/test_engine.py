@@ -266,3 +266,46 @@ def test_memory_error_for_absurd_sizes():
         ops.lstm_forward(np.zeros((1, 1, 1), np.float32), np.zeros((1, 2**24), np.float32),
                          np.lib.stride_tricks.as_strided(np.zeros(1, np.float32),
                                                          (2**22, 2**24), (0, 0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("H", [5, 16, 37])
+def test_prepacked_weights_give_the_same_results(isa, dtype, H):
+    B, T, I = 3, 6, 7
+    p, kw = make_problem(B, T, I, H, dtype, lengths=True)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    for opts in (dict(), dict(go_backwards=True, return_sequences=False)):
+        a = ops.lstm_forward(**p, **kw, **opts)
+        b = ops.lstm_forward(**p, **kw, **opts, packed=packed)
+        for u, v in zip(a[:3], b[:3]):
+            np.testing.assert_array_equal(u, v)
+    h1, c1 = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
+                           p["h0"], p["c0"])
+    h2, c2 = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
+                           p["h0"], p["c0"], packed=packed)
+    np.testing.assert_array_equal(h1, h2)
+    np.testing.assert_array_equal(c1, c2)
+    yr = ref.lstm_forward(**as64(p), **kw)[0]
+    np.testing.assert_allclose(ops.lstm_forward(**p, **kw, packed=packed)[0], yr, **TOL[dtype])
+
+
+def test_prepacked_weights_are_checked():
+    p, _ = make_problem(2, 3, 4, 5, np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    with pytest.raises(ValueError, match="units=6"):
+        q, _ = make_problem(2, 3, 4, 6, np.float32)
+        ops.lstm_forward(**q, packed=packed)
+    with pytest.raises(ValueError, match="dtype"):
+        q = {k: (None if v is None else v.astype(np.float64)) for k, v in p.items()}
+        ops.lstm_forward(**q, packed=packed)
+    with pytest.raises(TypeError, match="PackedWeights"):
+        ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], packed=p["kernel"])
+    others = [name for name in ops.supported_isas() if name != packed.isa]
+    if others:  # a pack made for another block width is refused, not misread
+        before = ops.get_isa()
+        ops.set_isa(others[0])
+        try:
+            with pytest.raises(ValueError, match="ISA"):
+                ops.lstm_forward(**p, packed=packed)
+        finally:
+            ops.set_isa(before)
