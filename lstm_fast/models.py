@@ -1103,6 +1103,25 @@ class Sequential:
         logs = self._evaluate_arrays(x, y, sw, max(len(x), 1))
         return self._format_logs(logs, return_dict)
 
+    def stream(self, batch_size=1):
+        """A `lstm_fast.streaming.Stream`: this model fed one time step per call.
+
+        The stream carries every LSTM layer's state between calls and reads the
+        weights packed once, so a step costs the kernels' work and validation.
+        It uses the weights as they are now: make a new one after training.
+
+        Args:
+            batch_size: number of independent sequences advanced together.
+
+        Example:
+            >>> stream = model.stream()
+            >>> for x_t in x[0]:                       # x_t: (I,)
+            ...     y_t = stream.step(x_t)             # (1, output features)
+        """
+        from .streaming import Stream
+
+        return Stream(self, batch_size=batch_size)
+
     def predict_on_batch(self, x):
         """The model's outputs for one batch (no batching, no callbacks).
 
