@@ -535,6 +535,19 @@ cdef object _grad_out(object out, str name, object like):
     return out
 
 
+cdef object _cache_array(object cache, str name, object dtype, tuple shape, bint writeable=False):
+    """cache.<name> if it is still the array lstm_forward made (the C loop trusts its size)."""
+    a = getattr(cache, name)
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape
+            or not a.flags.c_contiguous or (writeable and not a.flags.writeable)):
+        raise ValueError(
+            f"Expected cache.{name} to be the C-contiguous{' writeable' if writeable else ''} "
+            f"{np.dtype(dtype).name} array of shape {shape} made by lstm_forward. Received: "
+            f"{type(a).__name__} shape={getattr(a, 'shape', None)} "
+            f"dtype={getattr(a, 'dtype', None)} (a modified cache)")
+    return a
+
+
 def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkernel=None,
                   drecurrent_kernel=None, dbias=None, retain_cache=False):
     """Gradients of a loss through one LSTM layer, from its training cache.
@@ -562,10 +575,26 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
             "Expected a fresh cache. Received: a cache already consumed by lstm_backward "
             "(pass retain_cache=True to backpropagate through one forward more than once)")
     x, kernel, recurrent_kernel = cache.x, cache.kernel, cache.recurrent_kernel
+    if not (isinstance(kernel, np.ndarray) and kernel.dtype in (np.float32, np.float64)
+            and isinstance(x, np.ndarray) and x.ndim == 3
+            and isinstance(recurrent_kernel, np.ndarray) and recurrent_kernel.ndim == 2):
+        raise ValueError("Expected the cache made by lstm_forward. Received: a modified cache")
     dtype = kernel.dtype
     B, T, I = x.shape
     H = recurrent_kernel.shape[0]
     G = 4 * H
+    # The C loop indexes these by (B, T, I, H): a cache whose arrays were replaced
+    # must fail here, not read or write out of bounds.
+    _cache_array(cache, "x", dtype, (B, T, I))
+    _cache_array(cache, "kernel", dtype, (I, G))
+    _cache_array(cache, "recurrent_kernel", dtype, (H, G))
+    _cache_array(cache, "gates", dtype, (B, T, G), writeable=not retain_cache)
+    _cache_array(cache, "cell", dtype, (B, T, H))
+    _cache_array(cache, "hprev", dtype, (B, T, H))
+    if cache.c0 is not None:
+        _cache_array(cache, "c0", dtype, (B, H))
+    if cache.lengths is not None:
+        _cache_array(cache, "lengths", np.int64, (B,))
     y_shape = (B, T, H) if cache.return_sequences else (B, H)
     dy = _optional(dy, "dy", dtype, y_shape, "(B, T, H)" if cache.return_sequences else "(B, H)")
     dh_T = _optional(dh_T, "dh_T", dtype, (B, H), "(B, H)")
