@@ -19,11 +19,11 @@ from numpy.lib.stride_tricks import as_strided
 from lstm_fast import ops
 from lstm_fast import reference as ref
 
-B, T, I, H = 3, 5, 4, 6
+B, T, I, H = 3, 5, 4, 6  # noqa: E741 - the shape letters of DESIGN.md
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
 
-def problem(dtype=np.float64, seed=0, B=B, T=T, I=I, H=H):  # noqa: N803 - shape letters
+def problem(dtype=np.float64, seed=0, B=B, T=T, I=I, H=H):  # noqa: E741
     rng = np.random.default_rng(seed)
 
     def r(*shape, scale=0.5):
@@ -420,6 +420,47 @@ def test_backward_rejects_a_consumed_cache_and_inference_output():
     ops.lstm_backward(cache, dy=np.ones((B, T, H)))
     with pytest.raises(ValueError, match="consumed"):
         ops.lstm_backward(cache, dy=np.ones((B, T, H)))
+
+
+# A cache is a plain Python object; the C loop trusts the sizes of its arrays.
+# Replacing them must be refused before the loop (it used to read and write out
+# of bounds, and segfaulted for float32 gates under a float64 kernel).
+@pytest.mark.parametrize(
+    "name, forge",
+    [
+        ("gates", lambda a: np.zeros(3)),
+        ("gates", lambda a: a.astype(np.float32)),
+        ("gates", lambda a: np.asfortranarray(a)),
+        ("gates", lambda a: a.tolist()),
+        ("cell", lambda a: a[:, :1]),
+        ("c0", lambda a: np.zeros(1)),
+        ("lengths", lambda a: np.array([1])),
+        ("lengths", lambda a: np.array([1, 2, 3], np.int32)),
+        ("recurrent_kernel", lambda a: np.zeros((2 * H, 8 * H))),
+        ("x", lambda a: np.zeros((40, T, I))),
+        ("kernel", lambda a: None),
+    ],
+    ids=["gates-tiny", "gates-f32", "gates-fortran", "gates-list", "cell-short", "c0-tiny",
+         "lengths-short", "lengths-int32", "rk-bigger", "x-bigger", "kernel-none"],
+)
+def test_a_modified_cache_is_refused(name, forge):
+    p = problem()
+    cache = ops.lstm_forward(**p, lengths=[T, 2, 0], training=True)[3]
+    setattr(cache, name, forge(getattr(cache, name)))
+    with pytest.raises(ValueError, match="cache"):
+        ops.lstm_backward(cache, dy=np.ones((B, T, H)))
+
+
+def test_a_read_only_cache_is_refused_unless_retained():
+    p = problem()
+    cache = ops.lstm_forward(**p, training=True)[3]
+    cache_r = ref.lstm_forward(**p, training=True)[3]
+    cache.gates.flags.writeable = False
+    with pytest.raises(ValueError, match="cache.gates"):
+        ops.lstm_backward(cache, dy=np.ones((B, T, H)))
+    g = ops.lstm_backward(cache, dy=np.ones((B, T, H)), retain_cache=True)
+    np.testing.assert_allclose(g.dx, ref.lstm_backward(cache_r, dy=np.ones((B, T, H))).dx,
+                               **TOL[np.float64])
 
 
 # ---------------------------------------------------------------- threads argument
