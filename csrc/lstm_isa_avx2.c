@@ -5,7 +5,7 @@
 #pragma GCC target("avx2,fma")
 #define MR_FWD 6
 #define GP 2
-#define MR_BWD 4
+#define MR_BWD 6
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float

@@ -4,7 +4,7 @@
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
 #define MR_FWD 6
 #define GP 4
-#define MR_BWD 8
+#define MR_BWD 6
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float

@@ -2,7 +2,7 @@
  * no FMA; 16 registers, so forward tiles of 6 rows x 2 gates as with AVX2. */
 #define MR_FWD 6
 #define GP 2
-#define MR_BWD 4
+#define MR_BWD 6
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float

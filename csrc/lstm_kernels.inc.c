@@ -6,7 +6,7 @@
  *   #define VBYTES 32       SIMD register width in bytes
  *   #define MR_FWD 6        batch rows per register tile, forward
  *   #define GP 2            gates per pass of a forward tile (MR_FWD * GP accumulators)
- *   #define MR_BWD 4        batch rows per register tile, backward
+ *   #define MR_BWD 6        batch rows per register tile, backward
  *   #define SFX avx2_f32    suffix of every name defined here
  *
  * Legend: B batch, T time, I input features, H units, G = 4H gates.
@@ -431,28 +431,56 @@ INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp
     FN(vstore)(cx->dhpass + b * Hp + u0, (V){0});
 }
 
-/* dh[rows b0..b0+mr, block j] = dz_t[rows, :] @ recurrent_kernel.T[:, block] + dhpass.
- * Two accumulators per row (even and odd k) keep the FMA pipes busy at B=1. */
-INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t) {
+/* dh[rows b0..b0+mr, blocks j..j+nb] = dz_t[rows, :] @ recurrent_kernel.T[:, blocks]
+ * + dhpass, for nb = 1 or 2 blocks (2: 12 FMAs per 2 weight loads and 6
+ * broadcasts at 6 rows). Each element is one sum over k in order, whatever
+ * the tile, so results do not depend on how blocks fall to threads. */
+INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j, int64_t t) {
     const int64_t T = cx->d->T, G = 4 * cx->d->H, Hp = cx->Hp;
-    const REAL *q = cx->packed + j * G * U;
-    V a0[MR_BWD], a1[MR_BWD];
+    const REAL *q0 = cx->packed + j * G * U, *q1 = q0 + G * U;
+    V acc[MR_BWD][2];
     const REAL *dzr[MR_BWD];
     for (int r = 0; r < mr; r++) {
-        a0[r] = a1[r] = (V){0};
+        acc[r][0] = acc[r][1] = (V){0};
         dzr[r] = cx->dz + ((b0 + r) * T + t) * G;
     }
-    for (int64_t k = 0; k < G; k += 2, q += 2 * U) { /* G = 4H is even */
-        V q0 = FN(vload)(q), q1 = FN(vload)(q + U);
+    for (int64_t k = 0; k < G; k++) {
+        V v0 = FN(vload)(q0 + k * U), v1 = nb > 1 ? FN(vload)(q1 + k * U) : (V){0};
         for (int r = 0; r < mr; r++) {
-            a0[r] += FN(vbcast)(dzr[r][k]) * q0;
-            a1[r] += FN(vbcast)(dzr[r][k + 1]) * q1;
+            V x = FN(vbcast)(dzr[r][k]);
+            acc[r][0] += x * v0;
+            if (nb > 1) acc[r][1] += x * v1;
         }
     }
-    const int64_t u0 = j * U;
-    for (int r = 0; r < mr; r++) {
-        int64_t o = (b0 + r) * Hp + u0;
-        FN(vstore)(cx->dh + o, a0[r] + a1[r] + FN(vload)(cx->dhpass + o));
+    for (int r = 0; r < mr; r++)
+        for (int n = 0; n < nb; n++) {
+            int64_t o = (b0 + r) * Hp + (j + n) * U;
+            FN(vstore)(cx->dh + o, acc[r][n] + FN(vload)(cx->dhpass + o));
+        }
+}
+
+/* All row tiles of blocks j..j+nb; nb is a constant at each call site. */
+INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t) {
+    const int64_t B = cx->d->B;
+    int64_t b0 = 0;
+    for (; b0 + MR_BWD <= B; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
+    switch (B - b0) {
+#if MR_BWD > 7
+    case 7: FN(bwd_tile)(cx, 7, nb, b0, j, t); break;
+#endif
+#if MR_BWD > 6
+    case 6: FN(bwd_tile)(cx, 6, nb, b0, j, t); break;
+#endif
+#if MR_BWD > 5
+    case 5: FN(bwd_tile)(cx, 5, nb, b0, j, t); break;
+#endif
+#if MR_BWD > 4
+    case 4: FN(bwd_tile)(cx, 4, nb, b0, j, t); break;
+#endif
+    case 3: FN(bwd_tile)(cx, 3, nb, b0, j, t); break;
+    case 2: FN(bwd_tile)(cx, 2, nb, b0, j, t); break;
+    case 1: FN(bwd_tile)(cx, 1, nb, b0, j, t); break;
+    default: break;
     }
 }
 
@@ -486,22 +514,9 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
             for (int64_t b = 0; b < B; b++) FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu);
         }
         lf_barrier_wait(&cx->bar); /* every unit's dz_t is written */
-        for (int64_t j = j0; j < j1; j++) {
-            int64_t b0 = 0;
-            for (; b0 + MR_BWD <= B; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, b0, j, t);
-            switch (B - b0) {
-#if MR_BWD > 7
-            case 7: FN(bwd_tile)(cx, 7, b0, j, t); break;
-            case 6: FN(bwd_tile)(cx, 6, b0, j, t); break;
-            case 5: FN(bwd_tile)(cx, 5, b0, j, t); break;
-            case 4: FN(bwd_tile)(cx, 4, b0, j, t); break;
-#endif
-            case 3: FN(bwd_tile)(cx, 3, b0, j, t); break;
-            case 2: FN(bwd_tile)(cx, 2, b0, j, t); break;
-            case 1: FN(bwd_tile)(cx, 1, b0, j, t); break;
-            default: break;
-            }
-        }
+        int64_t j = j0;
+        for (; j + 2 <= j1; j += 2) FN(bwd_blocks)(cx, 2, j, t);
+        if (j < j1) FN(bwd_blocks)(cx, 1, j, t);
         /* No barrier here: the next step's gate gradients of a block use
          * only this thread's dh and dc, and write a different time of dz. */
     }
