@@ -56,10 +56,11 @@ def plot(forget, resets, path):
         forget[:, order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
     )
     reset_steps = np.flatnonzero(resets)
-    ax.scatter(reset_steps, np.full(len(reset_steps), -1.2), marker="v", color="red", clip_on=False)
+    ax.scatter(reset_steps, np.full(len(reset_steps), -0.9), marker="v", color="red", clip_on=False)
+    ax.set_ylim(forget.shape[1] - 0.5, -0.5)  # the marks sit above the image
     ax.set_xlabel("time step (red marks: reset flag)")
     ax.set_ylabel("unit (sorted by drop at resets)")
-    ax.set_title("LSTM forget gate f_t over one sequence")
+    ax.set_title("LSTM forget gate f_t over one sequence", pad=16)
     fig.colorbar(image, ax=ax, label="forget gate (1 = keep the cell)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
