@@ -309,6 +309,17 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
         raise ValueError(
             f"Expected packed weights made on the current ISA path {get_isa()!r} "
             f"(pack them again). Received: {packed!r}")
+    # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
+    cdef bint f32 = dtype == np.float32
+    for name, rows in (("kernel", I), ("recurrent_kernel", H)):
+        a = getattr(packed, name)
+        n = lf_lstm_packed_len_f32(rows, H) if f32 else lf_lstm_packed_len_f64(rows, H)
+        if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (n,)
+                or not a.flags.c_contiguous):
+            raise ValueError(
+                f"Expected packed.{name} to be the C-contiguous {np.dtype(dtype).name} array of "
+                f"shape ({n},) made by pack_weights. Received: {type(a).__name__} "
+                f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
     return packed
 
 
