@@ -149,6 +149,7 @@ def _plot(out_dir, dates, actual, lstm_pred, test_dates, history, baseline_name,
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
     paths = []
@@ -178,6 +179,7 @@ def _plot(out_dir, dates, actual, lstm_pred, test_dates, history, baseline_name,
     if "val_loss" in history:
         ax.plot(epochs, history["val_loss"], label="validation loss")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean squared error (scaled)")
     ax.set_title("training curves")
