@@ -463,6 +463,29 @@ def test_a_read_only_cache_is_refused_unless_retained():
                                **TOL[np.float64])
 
 
+@pytest.mark.parametrize("name", ["kernel", "recurrent_kernel"])
+@pytest.mark.parametrize("forge", [lambda a: a[:3].copy(), lambda a: a.astype(np.float32),
+                                   lambda a: np.repeat(a, 2)[::2], lambda a: None],
+                         ids=["short", "f32", "strided", "none"])
+def test_modified_packed_weights_are_refused(name, forge):
+    p = problem()
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    setattr(packed, name, forge(getattr(packed, name)))
+    with pytest.raises(ValueError, match=f"packed.{name}"):
+        ops.lstm_forward(**p, packed=packed)
+    with pytest.raises(ValueError, match=f"packed.{name}"):
+        ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], packed=packed)
+
+
+@pytest.mark.parametrize("bad", [lambda p: p["kernel"], lambda p: ops.pack_weights(
+    p["kernel"][:, :4 * (H - 1)], p["recurrent_kernel"][: H - 1, : 4 * (H - 1)])],
+    ids=["array", "other-units"])
+def test_packed_of_the_wrong_kind(bad):
+    p = problem()
+    with pytest.raises((TypeError, ValueError), match="packed"):
+        ops.lstm_forward(**p, packed=bad(p))
+
+
 # ---------------------------------------------------------------- threads argument
 
 
