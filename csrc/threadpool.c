@@ -1,9 +1,30 @@
 /* The engine's thread team: see threadpool.h. */
 #include "threadpool.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+/* Sleep while *addr == val (returns at once if it already differs). */
+static void futex_wait(atomic_int *addr, int val) {
+    syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+static void futex_wake_all(atomic_int *addr) {
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+#else
+static void futex_wait(atomic_int *addr, int val) {
+    (void)addr;
+    (void)val;
+    sched_yield();
+}
+static void futex_wake_all(atomic_int *addr) { (void)addr; }
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -22,24 +43,29 @@ void lf_barrier_init(lf_barrier *b, int n) {
     b->n = n;
     atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
     atomic_store_explicit(&b->phase, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->sleepers, 0, memory_order_relaxed);
 }
 
+/* Spin first (a step of the time loop is microseconds, and waking a sleeper
+ * costs more than that); then sleep on a futex, so that when the machine has
+ * more runnable threads than cores a waiting member gives its core to the
+ * member it is waiting for instead of spinning or yielding at random. */
 void lf_barrier_wait(lf_barrier *b) {
     if (b->n <= 1) return;
-    int phase = atomic_load_explicit(&b->phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->n - 1) {
-        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
+    int phase = atomic_load(&b->phase);
+    if (atomic_fetch_add(&b->arrived, 1) == b->n - 1) {
+        atomic_store(&b->arrived, 0);
+        atomic_store(&b->phase, phase + 1);
+        if (atomic_load(&b->sleepers) > 0) futex_wake_all(&b->phase);
         return;
     }
-    /* More threads than free cores (another process, BLAS threads) must not
-     * turn a spin into a stall: yield after a while. */
-    for (long spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase; spins++) {
-        if (spins < BARRIER_SPINS)
-            cpu_relax();
-        else
-            sched_yield();
+    for (int spins = 0; spins < BARRIER_SPINS; spins++) {
+        if (atomic_load_explicit(&b->phase, memory_order_acquire) != phase) return;
+        cpu_relax();
     }
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->phase) == phase) futex_wait(&b->phase, phase);
+    atomic_fetch_sub(&b->sleepers, 1);
 }
 
 /* ---- the team ---------------------------------------------------------- */
@@ -51,6 +77,7 @@ static struct {
     int n_workers;            /* workers alive (members 1..n_workers)        */
     atomic_uint job_seq;      /* bumped to publish a job                     */
     atomic_int done;          /* workers finished with the current job       */
+    atomic_int caller_asleep; /* the caller sleeps on done                   */
     lf_task_fn fn;
     void *arg;
     int n_members; /* members of the current job, caller included */
@@ -83,7 +110,8 @@ static void *worker_main(void *p) {
         seen = seq;
         if (tid < team.n_members) {
             team.fn(team.arg, tid, team.n_members);
-            atomic_fetch_add_explicit(&team.done, 1, memory_order_acq_rel);
+            atomic_fetch_add(&team.done, 1);
+            if (atomic_load(&team.caller_asleep)) futex_wake_all(&team.done);
         }
     }
     return NULL;
@@ -153,11 +181,15 @@ int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads) {
 
     /* Every worker sees every job (members and the others alike); only the
      * members report done. */
-    for (long spins = 0; atomic_load_explicit(&team.done, memory_order_acquire) < n - 1; spins++) {
-        if (spins < BARRIER_SPINS)
-            cpu_relax();
-        else
-            sched_yield();
+    for (int spins = 0; spins < BARRIER_SPINS; spins++) {
+        if (atomic_load_explicit(&team.done, memory_order_acquire) == n - 1) break;
+        cpu_relax();
+    }
+    int done;
+    if ((done = atomic_load(&team.done)) < n - 1) {
+        atomic_store(&team.caller_asleep, 1);
+        while ((done = atomic_load(&team.done)) < n - 1) futex_wait(&team.done, done);
+        atomic_store(&team.caller_asleep, 0);
     }
     pthread_mutex_unlock(&team.run_lock);
     return n;

@@ -21,6 +21,7 @@ typedef struct {
     int n;
     atomic_int arrived;
     atomic_int phase;
+    atomic_int sleepers; /* members asleep on phase (after spinning) */
 } lf_barrier;
 
 void lf_barrier_init(lf_barrier *b, int n);
