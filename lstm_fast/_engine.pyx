@@ -560,7 +560,7 @@ cdef object _cache_array(object cache, str name, object dtype, tuple shape, bint
 
 
 def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkernel=None,
-                  drecurrent_kernel=None, dbias=None, retain_cache=False):
+                  drecurrent_kernel=None, dbias=None, retain_cache=False, need_dx=True):
     """Gradients of a loss through one LSTM layer, from its training cache.
 
     Args:
@@ -572,6 +572,8 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
             gradients into (a model's gradient buffer); returned as given.
         retain_cache: keep the cache usable for another backward call (costs a
             (B, T, 4H) array); by default the gate gradients overwrite its gates.
+        need_dx: False skips dx (None then), a GEMM as large as dkernel's, when
+            nothing upstream needs it (a model's first layer).
 
     Returns:
         LSTMGradients(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias);
@@ -657,7 +659,7 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
 
     # The non-sequential GEMMs over all B*T rows.
     dz2 = dz.reshape(B * T, G)
-    dx = np.matmul(dz2, kernel.T).reshape(B, T, I)           # dx = dz @ kernel.T
+    dx = np.matmul(dz2, kernel.T).reshape(B, T, I) if need_dx else None  # dx = dz @ kernel.T
     dk = np.matmul(x.reshape(B * T, I).T, dz2)                # dkernel = x.T @ dz
     dr = np.matmul(cache.hprev.reshape(B * T, H).T, dz2)      # drecurrent = hprev.T @ dz
     db = dz2.sum(axis=0) if cache.has_bias else None          # dbias = sum(dz)

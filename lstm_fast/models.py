@@ -602,7 +602,13 @@ class Sequential:
         return x, mask
 
     def _backward(self, dy):
-        for layer in reversed(self._layers):
+        from .layers.lstm import LSTM
+
+        for idx in range(len(self._layers) - 1, -1, -1):
+            layer = self._layers[idx]
+            if idx == 0 and type(layer) is LSTM:
+                layer.backward(dy, need_dx=False)  # no layer below needs dL/dx
+                break
             dy = layer.backward(dy)
             if dy is None:
                 break

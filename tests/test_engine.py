@@ -309,3 +309,14 @@ def test_prepacked_weights_are_checked():
                 ops.lstm_forward(**p, packed=packed)
         finally:
             ops.set_isa(before)
+
+
+def test_backward_can_skip_dx():
+    p, _ = make_problem(3, 4, 5, 6, np.float64)
+    y, _, _, cache = ops.lstm_forward(**p, training=True)
+    full = ops.lstm_backward(cache, dy=y, retain_cache=True)
+    part = ops.lstm_backward(cache, dy=y, need_dx=False)
+    assert part.dx is None
+    np.testing.assert_array_equal(part.dkernel, full.dkernel)
+    np.testing.assert_array_equal(part.drecurrent_kernel, full.drecurrent_kernel)
+    np.testing.assert_array_equal(part.dh0, full.dh0)

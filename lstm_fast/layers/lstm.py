@@ -301,11 +301,12 @@ class LSTM(Layer):
 
     # -------------------------------------------------------------- backward
 
-    def backward(self, dy, dh=None, dc=None):
+    def backward(self, dy, dh=None, dc=None, need_dx=True):
         """dL/dx from dL/dy (and dL/dh_T, dL/dc_T with return_state).
 
         Adds dL/dkernel, dL/drecurrent_kernel, dL/dbias into the gradient arrays;
-        keeps dL/dh0, dL/dc0 in `initial_state_gradients`.
+        keeps dL/dh0, dL/dc0 in `initial_state_gradients`. With need_dx=False
+        (the model's first layer) dL/dx is not computed and None is returned.
         """
         if self._cache is None:
             raise RuntimeError(
@@ -324,10 +325,11 @@ class LSTM(Layer):
             dkernel=self._grads["kernel"],
             drecurrent_kernel=self._grads["recurrent_kernel"],
             dbias=self._grads["bias"] if self.use_bias else None,
+            need_dx=need_dx,
         )
         self.initial_state_gradients = (grads.dh0, grads.dc0)
         dx = grads.dx
-        if dropout_mask is not None:
+        if dx is not None and dropout_mask is not None:
             dx = dx * dropout_mask
         return dx
 
