@@ -3,6 +3,8 @@
  * broadcast: 12 FMAs per 2 weight loads, so the weights can stream from L2). */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx2,fma")
+#include <immintrin.h>
+#define LF_RCP_PS(x) ((__typeof__(x))_mm256_rcp_ps((__m256)(x)))
 #define MR_FWD 6
 #define GP 2
 #define MR_BWD 6

@@ -2,6 +2,8 @@
  * 6 rows x 4 gates keeps 24 accumulators, 4 weight vectors and a broadcast). */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
+#include <immintrin.h>
+#define LF_RCP_PS(x) ((__typeof__(x))_mm512_rcp14_ps((__m512)(x)))
 #define MR_FWD 6
 #define GP 4
 #define MR_BWD 6
