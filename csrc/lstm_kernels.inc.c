@@ -33,6 +33,21 @@
 #define FN(name) LF_CAT(name, SFX)
 
 #define U ((int64_t)(VBYTES / sizeof(REAL)))
+
+/* The last mr < MR rows of a batch, with mr a constant at each call so that
+ * every tile call is specialised (its loops over rows unrolled). */
+#ifndef LF_REMAINDER_ROWS
+#define LF_REMAINDER_ROWS(rem, TILE)  \
+    switch (rem) {                    \
+    case 5: TILE(5); break;           \
+    case 4: TILE(4); break;           \
+    case 3: TILE(3); break;           \
+    case 2: TILE(2); break;           \
+    case 1: TILE(1); break;           \
+    default: break;                   \
+    }
+#endif
+_Static_assert(MR_FWD <= 6 && MR_BWD <= 6, "LF_REMAINDER_ROWS covers tiles of up to 6 rows");
 #define INLINE static inline __attribute__((always_inline))
 
 typedef REAL FN(vec) __attribute__((vector_size(VBYTES)));
@@ -318,28 +333,9 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
         for (int64_t j = j0; j < j1; j++) {
             int64_t b0 = 0;
             for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
-            switch (B - b0) { /* constant row counts, so each call is specialised */
-#if MR_FWD > 7
-            case 7: FN(fwd_tile)(cx, 7, b0, j, t, s, cur, nxt); break;
-#endif
-#if MR_FWD > 6
-            case 6: FN(fwd_tile)(cx, 6, b0, j, t, s, cur, nxt); break;
-#endif
-#if MR_FWD > 5
-            case 5: FN(fwd_tile)(cx, 5, b0, j, t, s, cur, nxt); break;
-#endif
-#if MR_FWD > 4
-            case 4: FN(fwd_tile)(cx, 4, b0, j, t, s, cur, nxt); break;
-#endif
-#if MR_FWD > 3
-            case 3: FN(fwd_tile)(cx, 3, b0, j, t, s, cur, nxt); break;
-#endif
-#if MR_FWD > 2
-            case 2: FN(fwd_tile)(cx, 2, b0, j, t, s, cur, nxt); break;
-#endif
-            case 1: FN(fwd_tile)(cx, 1, b0, j, t, s, cur, nxt); break;
-            default: break;
-            }
+#define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt)
+            LF_REMAINDER_ROWS(B - b0, LF_FWD_TILE)
+#undef LF_FWD_TILE
         }
         lf_barrier_wait(&cx->bar);
     }
@@ -479,24 +475,9 @@ INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t) {
     const int64_t B = cx->d->B;
     int64_t b0 = 0;
     for (; b0 + MR_BWD <= B; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
-    switch (B - b0) {
-#if MR_BWD > 7
-    case 7: FN(bwd_tile)(cx, 7, nb, b0, j, t); break;
-#endif
-#if MR_BWD > 6
-    case 6: FN(bwd_tile)(cx, 6, nb, b0, j, t); break;
-#endif
-#if MR_BWD > 5
-    case 5: FN(bwd_tile)(cx, 5, nb, b0, j, t); break;
-#endif
-#if MR_BWD > 4
-    case 4: FN(bwd_tile)(cx, 4, nb, b0, j, t); break;
-#endif
-    case 3: FN(bwd_tile)(cx, 3, nb, b0, j, t); break;
-    case 2: FN(bwd_tile)(cx, 2, nb, b0, j, t); break;
-    case 1: FN(bwd_tile)(cx, 1, nb, b0, j, t); break;
-    default: break;
-    }
+#define LF_BWD_TILE(mr) FN(bwd_tile)(cx, mr, nb, b0, j, t)
+    LF_REMAINDER_ROWS(B - b0, LF_BWD_TILE)
+#undef LF_BWD_TILE
 }
 
 static void FN(bwd_task)(void *arg, int tid, int nth) {
