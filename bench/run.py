@@ -16,7 +16,6 @@ measured in the same run; peak RSS per contender from its own worker process.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import multiprocessing
@@ -800,7 +799,7 @@ def main(argv=None):
         for e in r["results"].values():
             if "gflops" in e:
                 e["frac_peak"] = e["gflops"] / peak["best_gflops"]
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    date = info["date_utc"][:10]  # the day the run started
     stem = args.name or f"{machine.machine_slug(info)}-{date}" + (
         "-quick" if args.quick else ""
     ) + ("" if dtype == "float32" else f"-{dtype}")
