@@ -20,6 +20,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.stdint cimport int64_t
+from libc.stdlib cimport getenv
 
 from .reference import LSTMGradients
 
@@ -79,6 +80,7 @@ cdef extern from "lstm_cython.h" nogil:
 # ---- instruction set and threads ----------------------------------------------
 
 _ISA_BY_NAME = {"generic": LF_ISA_GENERIC, "avx2": LF_ISA_AVX2, "avx512": LF_ISA_AVX512}
+_isa_names = {isa: lf_isa_name(isa).decode() for isa in range(LF_ISA_COUNT)}
 
 
 def supported_isas():
@@ -88,7 +90,7 @@ def supported_isas():
 
 def get_isa():
     """Name of the instruction-set path the kernels use now."""
-    return lf_isa_name(lf_get_isa()).decode()
+    return _isa_names[lf_get_isa()]
 
 
 def set_isa(name):
@@ -110,9 +112,43 @@ def block_units(dtype=np.float32):
     return lf_block_units(np.dtype(dtype).itemsize)
 
 
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# The default thread count is asked for on every call (a streaming step is a
+# few microseconds), so the affinity syscall is made once (and again in a
+# fork child), and the environment's answer is remembered per value.
+_cpus = _usable_cpus()
+_env_threads = {}
+
+
+def _refresh_cpus():
+    global _cpus
+    _cpus = _usable_cpus()
+
+
+os.register_at_fork(after_in_child=_refresh_cpus)
+
+
+cdef object _cenv(const char *name):
+    # C's getenv, not os.environ (1 us a lookup): os.environ's writes go
+    # through putenv, so both see the same values.
+    cdef const char *value = getenv(name)
+    return None if value == NULL else value.decode("utf-8", "replace")
+
+
 def _threads_from_env():
-    for var in ("LSTM_FAST_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
+    key = (_cenv(b"LSTM_FAST_NUM_THREADS"), _cenv(b"OMP_NUM_THREADS"))
+    n = _env_threads.get(key)
+    if n is not None:
+        return n
+    n = _cpus
+    for var, value in zip(("LSTM_FAST_NUM_THREADS", "OMP_NUM_THREADS"), key):
+        value = (value or "").strip()
         if value:
             try:
                 n = int(value.split(",")[0])
@@ -122,11 +158,10 @@ def _threads_from_env():
             if n < 1:
                 raise ValueError(
                     f"Expected {var} to be a positive integer. Received: {var}={value!r}")
-            return n
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+            break
+    if len(_env_threads) < 64:
+        _env_threads[key] = n
+    return n
 
 
 def get_num_threads():
@@ -156,6 +191,9 @@ lf_get_isa()  # choose the path now, under the import lock
 
 cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
     """a as a C-contiguous array of dtype with the given shape, or a clear error."""
+    if type(a) is np.ndarray and a.dtype is dtype and a.shape == shape \
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+        return a  # already what the C code reads: the common case, kept cheap
     if not isinstance(a, np.ndarray):
         try:
             a = np.asarray(a)
