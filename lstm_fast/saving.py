@@ -152,7 +152,7 @@ class _Reader:
             )
         try:
             self.zf = zipfile.ZipFile(self.path, "r")
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
             raise ValueError(
                 f"The file {self.path!r} is truncated or corrupted (not a readable zip "
                 f"container: {e}). Expected {what}."
@@ -174,7 +174,7 @@ class _Reader:
             raw = self._read(HEADER)
             try:
                 header = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise ValueError(
                     f"The header of {self.path!r} is not valid JSON ({e}). Expected {what}."
                 ) from None
@@ -200,22 +200,31 @@ class _Reader:
             self.zf.close()
             raise
 
-    def _read(self, name):
+    def _read(self, name, max_bytes=None):
+        """The bytes of member `name`; more than max_bytes is refused before it is
+        inflated (a small deflated member can expand to gigabytes)."""
         try:
-            return self.zf.read(name)
+            with self.zf.open(name) as member:
+                raw = member.read() if max_bytes is None else member.read(max_bytes + 1)
         except KeyError:
             raise ValueError(
                 f"The file {self.path!r} is missing the member {name!r} listed in its header "
                 "(truncated or corrupted)."
             ) from None
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
             raise ValueError(
                 f"The file {self.path!r} is truncated or corrupted (member {name!r}: {e})."
             ) from None
+        if max_bytes is not None and len(raw) > max_bytes:
+            raise ValueError(
+                f"The member {name!r} of {self.path!r} is larger than its header says "
+                f"(more than {max_bytes} bytes): corrupted or hostile."
+            )
+        return raw
 
     def array(self, name, spec):
         """Read member `name` and check it against its header entry `spec`."""
-        raw = self._read(name)
+        raw = self._read(name, max_bytes=self._expected_npy_bytes(name, spec))
         try:
             array = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
@@ -231,6 +240,19 @@ class _Reader:
                 f"shape={array.shape} dtype={array.dtype.str}"
             )
         return array
+
+    def _expected_npy_bytes(self, name, spec):
+        """Upper bound of the .npy size that `spec` (shape, dtype) describes."""
+        try:
+            count = 1
+            for n in spec["shape"]:
+                if not isinstance(n, int) or n < 0:
+                    raise TypeError(n)
+                count *= n
+            itemsize = np.dtype(spec["dtype"]).itemsize
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"The header of {self.path!r} has a bad entry for {name!r}.") from None
+        return count * itemsize + 65536  # the .npy header and its padding are far smaller
 
     def close(self):
         self.zf.close()
@@ -414,7 +436,7 @@ def load_model(filepath, custom_objects=None, compile=True):
             model = cls.from_config(header["config"], custom_objects=custom_objects)
         else:
             model = cls.from_config(header["config"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ValueError(f"The model config in {path!r} could not be rebuilt: {e}") from e
     if weights and not getattr(model, "built", False):
         shape = header.get("build_input_shape")
