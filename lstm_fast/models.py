@@ -976,6 +976,12 @@ class Sequential:
 
         An unbuilt model (no input shape given) is built from `x`, as Keras does.
 
+        NaN and Inf are not checked here (nor in `evaluate` or layer calls): they
+        propagate as in the NumPy reference, and only into the samples that
+        contain them; every other output row is unchanged. `fit`,
+        `train_on_batch` and `compute_gradients` reject NaN/Inf in x, y,
+        sample_weight and validation data with a ValueError, before any step.
+
         Args:
             x: inputs (N, T, I).
             batch_size: default 32.
