@@ -31,6 +31,7 @@ MODULES = [
     "lstm_fast.reference",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
+    "lstm_fast.streaming",
     "lstm_fast.utils",
 ]
 
