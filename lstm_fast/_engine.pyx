@@ -187,6 +187,10 @@ if _env_isa:
 lf_get_isa()  # choose the path now, under the import lock
 
 
+# Input widths up to this are projected inside the time loop (see lstm_forward).
+FUSE_MAX_INPUT = 32
+
+
 # ---- validation ------------------------------------------------------------------
 
 cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
@@ -450,16 +454,23 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
 
-    # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM.
-    xproj = _empty((B, T, 4 * H), dtype)
-    np.matmul(x.reshape(B * T, I), kernel, out=xproj.reshape(B * T, 4 * H))
+    # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM. With
+    # few input features it is fused into the time loop instead: a BLAS call
+    # costs more than that work there (and wakes BLAS threads that then spin
+    # against the engine's own).
+    fused = I <= FUSE_MAX_INPUT
+    xproj = None
+    if not fused:
+        xproj = _empty((B, T, 4 * H), dtype)
+        np.matmul(x.reshape(B * T, I), kernel, out=xproj.reshape(B * T, 4 * H))
 
     y = _empty((B, T, H) if return_sequences else (B, H), dtype)
     h_T = _empty((B, H), dtype)
     c_T = _empty((B, H), dtype)
     gates = cell = hprev = None
     if training:
-        gates = xproj  # the kernel turns each xproj element into its activation in place
+        # the kernel turns each xproj element into its activation in place
+        gates = _empty((B, T, 4 * H), dtype) if fused else xproj
         cell = _empty((B, T, H), dtype)
         hprev = _empty((B, T, H), dtype)
 
@@ -476,10 +487,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef void *pcell = _ptr(cell)
     cdef void *phprev = _ptr(hprev)
     cdef void *pxp = _ptr(xproj)
+    cdef void *px = _ptr(x) if fused else NULL
+    cdef void *pk = _ptr(kernel) if fused else NULL
     cdef void *prk = _ptr(recurrent_kernel)
     cdef void *pb = _ptr(bias)
     cdef void *ph0 = _ptr(h0)
     cdef void *pc0 = _ptr(c0)
+    cdef void *pkp = NULL if packed is None or not fused else _ptr(packed.kernel)
     cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
     cdef int rc
     cdef bint f32 = dtype == np.float32
@@ -487,15 +501,16 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
         if f32:
             rc = lf_lstm_forward_f32(<float *>py, <float *>ph, <float *>pc, <float *>pg,
                                      <float *>pcell, <float *>phprev, <const float *>pxp,
-                                     NULL, NULL, <const float *>prk, <const float *>pb,
-                                     <const float *>ph0, <const float *>pc0, NULL,
-                                     <const float *>prkp, &d, nth)
+                                     <const float *>px, <const float *>pk, <const float *>prk,
+                                     <const float *>pb, <const float *>ph0, <const float *>pc0,
+                                     <const float *>pkp, <const float *>prkp, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>py, <double *>ph, <double *>pc, <double *>pg,
                                      <double *>pcell, <double *>phprev, <const double *>pxp,
-                                     NULL, NULL, <const double *>prk, <const double *>pb,
-                                     <const double *>ph0, <const double *>pc0, NULL,
-                                     <const double *>prkp, &d, nth)
+                                     <const double *>px, <const double *>pk,
+                                     <const double *>prk, <const double *>pb,
+                                     <const double *>ph0, <const double *>pc0,
+                                     <const double *>pkp, <const double *>prkp, &d, nth)
     _raise_for(rc, "LSTM forward")
 
     cache = None
