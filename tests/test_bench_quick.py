@@ -19,8 +19,8 @@ STATUSES = {"ok", "missing", "n/a", "error"}
 
 @pytest.mark.skipif(not os.path.exists(RUN), reason="bench/ is not in this checkout")
 def test_bench_quick(tmp_path):
+    # the installed lstm_fast (run.py falls back to the checkout only when none is)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     with_plots = importlib.util.find_spec("matplotlib") is not None
     cmd = [sys.executable, RUN, "--quick", "--out", str(tmp_path), "--name", "smoke"]
     if not with_plots:
