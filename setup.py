@@ -24,7 +24,7 @@ C_SOURCES = [
 ]
 
 compile_args = ["-O3", "-std=c11", "-Wall", "-Wno-psabi", "-Wno-unused-function",
-                "-fno-math-errno", "-fno-trapping-math"]
+                "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]
 link_args = ["-pthread"]
 if sys.platform.startswith("linux"):
     compile_args.append("-pthread")

@@ -68,7 +68,10 @@ INLINE V FN(vload)(const REAL *p) {
     return v;
 }
 INLINE void FN(vstore)(REAL *p, V v) { memcpy(p, &v, sizeof v); }
-INLINE V FN(vbcast)(REAL a) { return (V){0} + a; }
+/* a in every lane. Not `(V){0} + a`: that is an addition the compiler must
+ * keep (it turns -0.0 into +0.0), so a broadcast from memory became an add and
+ * a shuffle, taking an FMA port in the inner loops. */
+INLINE V FN(vbcast)(REAL a) { return __builtin_shuffle((V){a}, (VI){0}); }
 
 /* first n lanes (n <= U) of p, the rest zero: for the last block of units */
 INLINE V FN(vload_n)(const REAL *p, int64_t n) {
