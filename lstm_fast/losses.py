@@ -22,6 +22,12 @@ of ``y_pred``; this is what a model trains with. A plain callable
 ``fn(y_true, y_pred) -> per-sample values`` is accepted as a loss for values
 only; to train with a custom loss, subclass `Loss` and implement both
 ``call`` and ``call_gradient``.
+
+Example:
+
+>>> loss = lstm_fast.losses.get("mse")
+>>> loss(np.array([[0.0], [1.0]]), np.array([[1.0], [1.0]]))
+0.5
 """
 
 from __future__ import annotations
@@ -56,7 +62,26 @@ _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none", None)
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
-    """Squeeze or expand the last axis when the ranks differ by exactly one (Keras's rule)."""
+    """Bring two arrays to the same rank by Keras's rule (used by losses and metrics).
+
+    When the ranks differ by exactly one and the longer array ends in an axis
+    of size 1, that axis is dropped; if the shorter array is 1-D (and
+    ``expand_rank_1``), an axis is added to it instead. Otherwise both are
+    returned as they are.
+
+    Args:
+        x1, x2: NumPy arrays.
+        expand_rank_1: add an axis to a 1-D array rather than squeeze the other.
+
+    Returns:
+        The pair ``(x1, x2)``, possibly reshaped.
+
+    Example:
+
+    >>> a, b = squeeze_or_expand_to_same_rank(np.zeros((4, 7, 1)), np.zeros((4, 7)))
+    >>> a.shape, b.shape
+    ((4, 7), (4, 7))
+    """
     r1, r2 = x1.ndim, x2.ndim
     if r1 == r2 + 1 and x1.shape[-1] == 1:
         if r2 == 1 and expand_rank_1:
@@ -238,36 +263,160 @@ def _prepare(y_true, y_pred, sparse=False):
 
 
 def mean_squared_error(y_true, y_pred):
-    """Per-sample mean squared error: ``mean((y_true - y_pred)**2, axis=-1)``."""
+    """Mean squared error of each sample: ``mean((y_true - y_pred) ** 2, axis=-1)``.
+
+    Args:
+        y_true: the targets, an array with the shape of ``y_pred`` (an extra
+            or missing trailing axis of size 1 is accepted).
+        y_pred: the predictions, a float array of shape ``(..., d)``.
+
+    Returns:
+        A float array with one loss per sample: the shape of ``y_pred``
+        without its last axis (``(B,)`` for ``(B, d)``, ``(B, T)`` for ``(B, T, d)``).
+
+    Example:
+
+    >>> y_true = np.array([[0.0, 1.0], [0.0, 0.0]])
+    >>> y_pred = np.array([[1.0, 1.0], [1.0, 0.0]])
+    >>> lstm_fast.losses.mean_squared_error(y_true, y_pred)
+    array([0.5, 0.5])
+    """
     return _mse_kernel(*_prepare(y_true, y_pred), False)[0]
 
 
 def mean_absolute_error(y_true, y_pred):
-    """Per-sample mean absolute error: ``mean(abs(y_true - y_pred), axis=-1)``."""
+    """Mean absolute error of each sample: ``mean(abs(y_true - y_pred), axis=-1)``.
+
+    Args:
+        y_true: the targets, an array with the shape of ``y_pred`` (an extra
+            or missing trailing axis of size 1 is accepted).
+        y_pred: the predictions, a float array of shape ``(..., d)``.
+
+    Returns:
+        A float array with one loss per sample: the shape of ``y_pred``
+        without its last axis (``(B,)`` for ``(B, d)``, ``(B, T)`` for ``(B, T, d)``).
+
+    Example:
+
+    >>> y_true = np.array([[0.0, 1.0], [0.0, 0.0]])
+    >>> y_pred = np.array([[1.0, 1.0], [2.0, 0.0]])
+    >>> lstm_fast.losses.mean_absolute_error(y_true, y_pred)
+    array([0.5, 1. ])
+    """
     return _mae_kernel(*_prepare(y_true, y_pred), False)[0]
 
 
 def huber(y_true, y_pred, delta=1.0):
-    """Per-sample Huber loss: quadratic for ``|error| <= delta``, linear beyond."""
+    """Huber loss of each sample: quadratic for small errors, linear for large ones.
+
+    For an error ``x = y_pred - y_true`` the loss is ``0.5 * x**2`` when
+    ``|x| <= delta`` and ``delta * |x| - 0.5 * delta**2`` beyond, averaged over
+    the last axis. Large errors pull less than in the squared error.
+
+    Args:
+        y_true: the targets, an array with the shape of ``y_pred`` (an extra
+            or missing trailing axis of size 1 is accepted).
+        y_pred: the predictions, a float array of shape ``(..., d)``.
+        delta: where the loss turns from quadratic to linear (default 1.0).
+
+    Returns:
+        A float array with one loss per sample: the shape of ``y_pred``
+        without its last axis (``(B,)`` for ``(B, d)``, ``(B, T)`` for ``(B, T, d)``).
+
+    Example:
+
+    >>> lstm_fast.losses.huber(np.array([[0.0], [0.0]]), np.array([[0.5], [3.0]]))
+    array([0.125, 2.5  ])
+    """
     return _huber_kernel(*_prepare(y_true, y_pred), False, delta=delta)[0]
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    """Per-sample binary crossentropy, averaged over the last axis."""
+    """Binary crossentropy of each sample, averaged over the last axis.
+
+    Each element is ``-(t * log(p) + (1 - t) * log(1 - p))`` for a target ``t``
+    in [0, 1] and a predicted probability ``p`` (clipped to ``[1e-7, 1 - 1e-7]``).
+
+    Args:
+        y_true: the targets (0 or 1, or soft targets in between), with the
+            shape of ``y_pred`` (a trailing axis of size 1 may differ).
+        y_pred: predicted probabilities, or logits with ``from_logits=True``.
+        from_logits: whether ``y_pred`` holds logits (any real number) rather
+            than probabilities; the logit form is computed stably.
+        label_smoothing: in [0, 1]; the targets become
+            ``t * (1 - label_smoothing) + 0.5 * label_smoothing``.
+
+    Returns:
+        A float array with one loss per sample (the shape of ``y_pred``
+        without its last axis).
+
+    Example:
+
+    >>> y_true = np.array([[1.0], [0.0]])
+    >>> np.round(lstm_fast.losses.binary_crossentropy(y_true, np.array([[0.9], [0.2]])), 4)
+    array([0.1054, 0.2231])
+    >>> logits = np.array([[2.0], [-1.0]])
+    >>> np.round(lstm_fast.losses.binary_crossentropy(y_true, logits, from_logits=True), 4)
+    array([0.1269, 0.3133])
+    """
     return _bce_kernel(
         *_prepare(y_true, y_pred), False, from_logits=from_logits, label_smoothing=label_smoothing
     )[0]
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    """Per-sample categorical crossentropy of one-hot (or soft) targets."""
+    """Categorical crossentropy of each sample, for one-hot (or soft) targets.
+
+    The loss is ``-sum(t * log(p), axis=-1)``, where ``p`` is ``y_pred``
+    normalized to sum to one over the class axis (or ``softmax(y_pred)`` with
+    ``from_logits=True``).
+
+    Args:
+        y_true: one-hot (or soft) targets of shape ``(..., C)``, the shape of ``y_pred``.
+        y_pred: predicted class probabilities ``(..., C)``, or logits with
+            ``from_logits=True``.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: in [0, 1]; the targets become
+            ``t * (1 - label_smoothing) + label_smoothing / C``.
+
+    Returns:
+        A float array with one loss per sample: the shape of ``y_pred``
+        without the class axis.
+
+    Example:
+
+    >>> y_true = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> np.round(lstm_fast.losses.categorical_crossentropy(y_true, y_pred), 4)
+    array([0.2231, 0.6931])
+    """
     return _cce_kernel(
         *_prepare(y_true, y_pred), False, from_logits=from_logits, label_smoothing=label_smoothing
     )[0]
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
-    """Per-sample categorical crossentropy of integer class labels."""
+    """Categorical crossentropy of each sample, for integer class labels.
+
+    The same as `categorical_crossentropy` with ``y_true`` one-hot encoded,
+    without building the one-hot array yourself.
+
+    Args:
+        y_true: integer class indices with the shape of ``y_pred`` minus its
+            last axis (a trailing axis of size 1 is accepted).
+        y_pred: predicted class probabilities ``(..., C)``, or logits with
+            ``from_logits=True``.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+
+    Returns:
+        A float array with one loss per sample (the shape of ``y_true``).
+
+    Example:
+
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> np.round(lstm_fast.losses.sparse_categorical_crossentropy([1, 2], y_pred), 4)
+    array([0.2231, 0.6931])
+    """
     return _sparse_cce_kernel(*_prepare(y_true, y_pred, sparse=True), False, from_logits)[0]
 
 
@@ -299,15 +448,36 @@ def _weights_like(sample_weight, values):
 
 
 class Loss:
-    """Base class of losses.
+    """Base class of losses: subclass it to train with a loss of your own.
 
-    Subclasses implement ``call(y_true, y_pred)`` -> per-sample values, and
-    ``call_gradient(y_true, y_pred)`` -> (values, d values / d y_pred), both
-    on arrays already brought to the same rank.
+    A subclass implements ``call(y_true, y_pred)``, which returns one loss
+    value per sample, and ``call_gradient(y_true, y_pred)``, which returns
+    those values and their derivative with respect to each element of
+    ``y_pred``. Both receive float arrays already brought to the same rank.
+    The base class does the rest: the reduction over the batch, sample
+    weights, and the gradient of the reduced loss (`value_and_gradient`).
 
     Args:
-        name: the name of the loss.
-        reduction: 'sum_over_batch_size' (default, Keras's), 'sum', or 'none'.
+        name: the name of the loss (default: the class name in lower case).
+        reduction: how the per-sample values become one number:
+            'sum_over_batch_size' (the default, Keras's: the weighted sum
+            divided by the number of values), 'sum', or 'none' (no reduction:
+            calling the loss returns the per-sample array).
+
+    Example:
+
+    >>> class MeanFourthPower(lstm_fast.losses.Loss):
+    ...     def call(self, y_true, y_pred):
+    ...         return np.mean((y_pred - y_true) ** 4, axis=-1)
+    ...     def call_gradient(self, y_true, y_pred):
+    ...         diff = y_pred - y_true
+    ...         return self.call(y_true, y_pred), 4 * diff**3 / diff.shape[-1]
+    >>> loss = MeanFourthPower()
+    >>> loss(np.zeros((2, 1)), np.array([[1.0], [2.0]]))
+    8.5
+    >>> value, grad = loss.value_and_gradient(np.zeros((2, 1)), np.array([[1.0], [2.0]]))
+    >>> grad.ravel()
+    array([ 2., 16.])
     """
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
@@ -321,9 +491,31 @@ class Loss:
 
     # to be implemented by subclasses
     def call(self, y_true, y_pred):
+        """The loss of each sample (implemented by subclasses).
+
+        Args:
+            y_true: the targets, a float array of the rank of ``y_pred``
+                (integer labels for a sparse loss).
+            y_pred: the predictions, a float array.
+
+        Returns:
+            An array of per-sample losses, usually ``y_pred.shape[:-1]``.
+        """
         raise NotImplementedError
 
     def call_gradient(self, y_true, y_pred):
+        """The per-sample losses and their elementwise derivative (implemented by subclasses).
+
+        Args:
+            y_true: the targets, as in `call`.
+            y_pred: the predictions, as in `call`.
+
+        Returns:
+            ``(values, grad)``: ``values`` as `call` returns them, and ``grad``
+            with the shape of ``y_pred``, where ``grad[..., k]`` is the
+            derivative of the value of that sample with respect to
+            ``y_pred[..., k]``.
+        """
         raise NotImplementedError(
             f"Loss {self.name!r} has no gradient: implement `call_gradient(y_true, y_pred)` "
             "returning (per-sample values, d values / d y_pred)."
@@ -349,7 +541,20 @@ class Loss:
         return (float(total / count) if count else 0.0), weights, (1.0 / count if count else 0.0)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """The reduced loss (a float; an array of per-sample losses when reduction='none')."""
+        """The loss of a batch.
+
+        Args:
+            y_true: the targets.
+            y_pred: the predictions.
+            sample_weight: optional weights, one per sample (shape ``(B,)``)
+                or per step (``(B, T)`` for sequence outputs); a weight of 0
+                leaves a sample out of the sum (it still counts in the
+                divisor of 'sum_over_batch_size', as Keras).
+
+        Returns:
+            A float, or the array of weighted per-sample losses when
+            ``reduction='none'``.
+        """
         y_true, y_pred = self._prepare(y_true, y_pred)
         values = np.asarray(self.call(y_true, y_pred))
         return self._reduce(values, sample_weight)[0]
@@ -357,9 +562,23 @@ class Loss:
     def value_and_gradient(self, y_true, y_pred, sample_weight=None):
         """The reduced loss and its gradient with respect to ``y_pred``.
 
+        This is what a model calls in each training step.
+
+        Args:
+            y_true: the targets.
+            y_pred: the predictions.
+            sample_weight: optional weights, as in calling the loss.
+
         Returns:
             ``(loss, grad)``: a float, and ``dL/dy_pred`` with the shape and
             (float) dtype of ``y_pred``.
+
+        Example:
+
+        >>> loss, grad = lstm_fast.losses.MeanSquaredError().value_and_gradient(
+        ...     np.array([[0.0], [0.0]]), np.array([[1.0], [3.0]]))
+        >>> loss, grad.ravel()
+        (5.0, array([1., 3.]))
         """
         if self.reduction in ("none", None):
             raise ValueError("value_and_gradient needs a reduced loss. Received: reduction='none'")
@@ -375,10 +594,28 @@ class Loss:
         return loss, np.ascontiguousarray(grad.reshape(shape), dtype=y_pred_arr.dtype)
 
     def get_config(self):
+        """The constructor arguments of the loss, as a JSON-serializable dict.
+
+        Returns:
+            A dict that `from_config` turns back into an equal loss.
+
+        Example:
+
+        >>> lstm_fast.losses.Huber(delta=2.0).get_config()
+        {'name': 'huber_loss', 'reduction': 'sum_over_batch_size', 'delta': 2.0}
+        """
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config):
+        """Create a loss from the dict returned by `get_config`.
+
+        Args:
+            config: the dict of constructor arguments.
+
+        Returns:
+            A new loss of this class.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -401,7 +638,22 @@ class _KernelLoss(Loss):
 
 
 class MeanSquaredError(_KernelLoss):
-    """Mean of squares of errors: ``mean((y_true - y_pred)**2, axis=-1)`` per sample."""
+    """Mean squared error: ``mean((y_true - y_pred) ** 2)`` over a batch.
+
+    Each sample's loss is the mean of the squared errors over the last axis
+    (see `mean_squared_error`); the batch loss is their (weighted) mean.
+    ``loss="mse"`` in `compile` gives this loss.
+
+    Args:
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.MeanSquaredError()
+    >>> loss(np.array([[0.0, 1.0], [0.0, 0.0]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
+    0.5
+    """
 
     _kernel = staticmethod(_mse_kernel)
 
@@ -410,7 +662,22 @@ class MeanSquaredError(_KernelLoss):
 
 
 class MeanAbsoluteError(_KernelLoss):
-    """Mean of absolute errors: ``mean(abs(y_true - y_pred), axis=-1)`` per sample."""
+    """Mean absolute error: ``mean(abs(y_true - y_pred))`` over a batch.
+
+    Each sample's loss is the mean of the absolute errors over the last axis
+    (see `mean_absolute_error`); the batch loss is their (weighted) mean.
+    ``loss="mae"`` in `compile` gives this loss.
+
+    Args:
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.MeanAbsoluteError()
+    >>> loss(np.array([[0.0], [0.0]]), np.array([[1.0], [-3.0]]))
+    2.0
+    """
 
     _kernel = staticmethod(_mae_kernel)
 
@@ -419,10 +686,22 @@ class MeanAbsoluteError(_KernelLoss):
 
 
 class Huber(_KernelLoss):
-    """Huber loss: ``0.5 * x**2`` if ``|x| <= delta`` else ``delta * |x| - 0.5 * delta**2``.
+    """Huber loss: squared error for small errors, absolute error for large ones.
+
+    For an error ``x``: ``0.5 * x**2`` if ``|x| <= delta``, else
+    ``delta * |x| - 0.5 * delta**2`` (see `huber`), averaged over the batch.
+    Less sensitive to outliers than the squared error.
 
     Args:
         delta: where the loss changes from quadratic to linear. Defaults to 1.0.
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.Huber(delta=1.0)
+    >>> loss(np.array([[0.0], [0.0]]), np.array([[0.5], [3.0]]))
+    1.3125
     """
 
     _kernel = staticmethod(_huber_kernel)
@@ -439,11 +718,24 @@ class Huber(_KernelLoss):
 
 
 class BinaryCrossentropy(_KernelLoss):
-    """Binary crossentropy, averaged over the last axis.
+    """Binary crossentropy, for 0/1 targets and predicted probabilities.
+
+    Use it for binary classification (one sigmoid output) or for several
+    independent yes/no outputs (see `binary_crossentropy`).
 
     Args:
-        from_logits: whether ``y_pred`` holds logits (else probabilities).
-        label_smoothing: in [0, 1]; targets become ``t * (1 - ls) + 0.5 * ls``.
+        from_logits: whether ``y_pred`` holds logits (e.g. a Dense layer
+            without activation) rather than probabilities. Defaults to False.
+        label_smoothing: in [0, 1]; the targets become
+            ``t * (1 - label_smoothing) + 0.5 * label_smoothing``. Defaults to 0.
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.BinaryCrossentropy()
+    >>> round(loss(np.array([[1.0], [0.0]]), np.array([[0.9], [0.2]])), 4)
+    0.1643
     """
 
     _kernel = staticmethod(_bce_kernel)
@@ -467,12 +759,27 @@ class BinaryCrossentropy(_KernelLoss):
 
 
 class CategoricalCrossentropy(_KernelLoss):
-    """Categorical crossentropy of one-hot (or soft) targets.
+    """Categorical crossentropy, for one-hot (or soft) targets over C classes.
+
+    Use it for multi-class classification when the labels are one-hot
+    vectors; for integer labels use `SparseCategoricalCrossentropy`.
 
     Args:
-        from_logits: whether ``y_pred`` holds logits (else probabilities,
-            normalized to sum to one over the last axis).
-        label_smoothing: in [0, 1]; targets become ``t * (1 - ls) + ls / C``.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities
+            (probabilities are normalized to sum to one over the last axis).
+            Defaults to False.
+        label_smoothing: in [0, 1]; the targets become
+            ``t * (1 - label_smoothing) + label_smoothing / C``. Defaults to 0.
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.CategoricalCrossentropy()
+    >>> y_true = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> round(loss(y_true, y_pred), 4)
+    0.4581
     """
 
     _kernel = staticmethod(_cce_kernel)
@@ -496,13 +803,25 @@ class CategoricalCrossentropy(_KernelLoss):
 
 
 class SparseCategoricalCrossentropy(_KernelLoss):
-    """Categorical crossentropy of integer class labels.
+    """Categorical crossentropy, for integer class labels.
 
     ``y_true`` holds class indices with the shape of ``y_pred`` minus its last
     axis (a trailing axis of size 1 is accepted).
 
     Args:
-        from_logits: whether ``y_pred`` holds logits (else probabilities).
+        from_logits: whether ``y_pred`` holds logits rather than
+            probabilities. Defaults to False.
+        ignore_class: not supported (raises NotImplementedError unless None);
+            give the ignored steps a zero ``sample_weight`` or a mask instead.
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss.
+
+    Example:
+
+    >>> loss = lstm_fast.losses.SparseCategoricalCrossentropy()
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> round(loss(np.array([1, 2]), y_pred), 4)
+    0.4581
     """
 
     _kernel = staticmethod(_sparse_cce_kernel)
@@ -532,9 +851,25 @@ class SparseCategoricalCrossentropy(_KernelLoss):
 
 
 class LossFunctionWrapper(Loss):
-    """A loss from a plain callable ``fn(y_true, y_pred) -> per-sample values``.
+    """A loss made from a plain function ``fn(y_true, y_pred) -> per-sample values``.
 
-    Values only: training with it raises NotImplementedError (no gradient).
+    It computes values only (e.g. to evaluate): lstm_fast cannot differentiate
+    an arbitrary function, so training with it raises NotImplementedError.
+    To train with a loss of your own, subclass `Loss`.
+
+    Args:
+        fn: the function; it gets ``y_true`` and ``y_pred`` as float arrays of
+            the same rank and returns one value per sample.
+        reduction: 'sum_over_batch_size' (default), 'sum' or 'none'; see `Loss`.
+        name: the name of the loss (default: the function's name).
+
+    Example:
+
+    >>> def max_error(y_true, y_pred):
+    ...     return np.max(np.abs(y_pred - y_true), axis=-1)
+    >>> loss = lstm_fast.losses.LossFunctionWrapper(max_error)
+    >>> loss(np.zeros((2, 3)), np.array([[1.0, -2.0, 0.0], [0.5, 0.0, 0.0]]))
+    1.25
     """
 
     def __init__(self, fn, reduction="sum_over_batch_size", name=None):
@@ -542,9 +877,11 @@ class LossFunctionWrapper(Loss):
         self.fn = fn
 
     def call(self, y_true, y_pred):
+        """The per-sample values: ``fn(y_true, y_pred)``."""
         return self.fn(y_true, y_pred)
 
     def call_gradient(self, y_true, y_pred):
+        """Always raises NotImplementedError: a plain function has no known gradient."""
         raise NotImplementedError(
             f"The loss {self.name!r} is a plain callable, so lstm_fast cannot differentiate it. "
             "Use a built-in loss, or subclass lstm_fast.losses.Loss and implement "
@@ -553,6 +890,7 @@ class LossFunctionWrapper(Loss):
         )
 
     def get_config(self):
+        """Always raises TypeError: a wrapped function cannot be written to a file."""
         raise TypeError(f"The loss {self.name!r} wraps a plain callable and is not serializable.")
 
 
@@ -600,12 +938,38 @@ _CHOICES = ", ".join(repr(n) for n in sorted(_NAMES))
 
 
 def serialize(loss):
-    """``{'class_name': ..., 'config': ...}`` of a built-in loss."""
+    """Describe a built-in loss as a JSON-serializable dict (for saving a model).
+
+    Args:
+        loss: a `Loss` instance.
+
+    Returns:
+        ``{'class_name': ..., 'config': ...}``, which `deserialize` turns back
+        into an equal loss.
+
+    Example:
+
+    >>> lstm_fast.losses.serialize(lstm_fast.losses.Huber(delta=2.0))["config"]["delta"]
+    2.0
+    """
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
 def deserialize(config):
-    """Create a loss from ``{'class_name': ..., 'config': ...}``."""
+    """Create a loss from the dict that `serialize` returns.
+
+    Args:
+        config: ``{'class_name': ..., 'config': {...}}`` naming a built-in loss
+            class ('MeanSquaredError', 'Huber', ...).
+
+    Returns:
+        A new `Loss`.
+
+    Example:
+
+    >>> lstm_fast.losses.deserialize({"class_name": "Huber", "config": {"delta": 2.0}})
+    <Huber name='huber_loss'>
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
             f"Expected a loss config dict with 'class_name' and 'config'. Received: {config!r}"
@@ -619,16 +983,26 @@ def deserialize(config):
 
 
 def get(identifier):
-    """Retrieve a loss.
+    """Get a loss object from a name, a config, a function or a loss.
+
+    This is how ``model.compile(loss=...)`` reads its argument.
 
     Args:
         identifier: a name ('mse', 'mean_squared_error', 'MeanSquaredError',
             'huber', 'binary_crossentropy', ...; case-insensitive), a `Loss`
-            instance (returned as is), a config dict, one of this module's
-            loss functions, or a plain callable ``fn(y_true, y_pred)`` (values only).
+            instance (returned as is), a `Loss` subclass, a config dict, one of
+            this module's loss functions, or a plain callable
+            ``fn(y_true, y_pred)`` (wrapped in a `LossFunctionWrapper`: values only).
 
     Returns:
-        A `Loss`.
+        A `Loss`. A loss given by name is named by it.
+
+    Example:
+
+    >>> lstm_fast.losses.get("mse")
+    <MeanSquaredError name='mse'>
+    >>> lstm_fast.losses.get(lstm_fast.losses.huber)
+    <Huber name='huber'>
     """
     if isinstance(identifier, Loss):
         return identifier

@@ -10,6 +10,13 @@ value per sample by a mean over the trailing axes), weighted by
 accuracy by the shapes of the first batch, as Keras 3 does: binary when
 ``y_pred``'s last axis is 1; sparse categorical when ``y_true`` has a lower rank
 than ``y_pred`` or a last axis of 1; categorical otherwise.
+
+Example:
+
+>>> m = lstm_fast.metrics.get("mae")
+>>> m.update_state(np.array([[0.0], [1.0]]), np.array([[0.5], [1.0]]))
+>>> m.result()
+0.25
 """
 
 from __future__ import annotations
@@ -46,7 +53,22 @@ _squeeze_or_expand = losses_module.squeeze_or_expand_to_same_rank
 
 
 def accuracy(y_true, y_pred):
-    """Per-sample fraction of elements where ``y_pred == y_true`` exactly."""
+    """The fraction of exact matches in each sample: ``mean(y_pred == y_true, axis=-1)``.
+
+    Args:
+        y_true: the labels.
+        y_pred: the predicted labels (compared exactly, so not probabilities),
+            with the shape of ``y_true`` (a trailing axis of size 1 may differ).
+
+    Returns:
+        A float array with one value in [0, 1] per sample (the shape without
+        the last axis).
+
+    Example:
+
+    >>> lstm_fast.metrics.accuracy(np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 5]]))
+    array([1. , 0.5])
+    """
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
     y_true, y_pred = _squeeze_or_expand(y_true, y_pred)
@@ -54,7 +76,27 @@ def accuracy(y_true, y_pred):
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Per-sample fraction of elements where ``(y_pred > threshold) == y_true``."""
+    """The fraction of correct yes/no predictions in each sample.
+
+    A prediction counts as 1 when it is above ``threshold``, else 0, and is
+    compared with the 0/1 label.
+
+    Args:
+        y_true: 0/1 labels, with the shape of ``y_pred`` (a trailing axis of
+            size 1 may differ).
+        y_pred: predicted probabilities.
+        threshold: the probability above which a prediction means 1 (default 0.5).
+
+    Returns:
+        A float array with one value in [0, 1] per sample (the shape without
+        the last axis).
+
+    Example:
+
+    >>> y_true = np.array([[1.0], [0.0], [1.0]])
+    >>> lstm_fast.metrics.binary_accuracy(y_true, np.array([[0.7], [0.6], [0.2]]))
+    array([1., 0., 0.])
+    """
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
     y_true, y_pred = _squeeze_or_expand(y_true, y_pred)
@@ -63,14 +105,46 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 
 
 def categorical_accuracy(y_true, y_pred):
-    """1.0 where ``argmax(y_true, -1) == argmax(y_pred, -1)``, else 0.0 (per sample)."""
+    """Whether the most likely class of each sample is the labelled one, for one-hot labels.
+
+    Args:
+        y_true: one-hot labels ``(..., C)``.
+        y_pred: predicted class scores or probabilities ``(..., C)``.
+
+    Returns:
+        A float array (the shape without the class axis): 1.0 where
+        ``argmax(y_pred, -1) == argmax(y_true, -1)``, else 0.0.
+
+    Example:
+
+    >>> y_true = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> lstm_fast.metrics.categorical_accuracy(y_true, y_pred)
+    array([1., 0.])
+    """
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
     return np.equal(np.argmax(y_true, axis=-1), np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    """1.0 where the integer label ``y_true`` equals ``argmax(y_pred, -1)``, else 0.0."""
+    """Whether the most likely class of each sample is the labelled one, for integer labels.
+
+    Args:
+        y_true: integer class labels, the shape of ``y_pred`` without its last
+            axis (or with a trailing axis of size 1).
+        y_pred: predicted class scores or probabilities ``(..., C)``.
+
+    Returns:
+        A float array with the shape of ``y_true``: 1.0 where
+        ``argmax(y_pred, -1) == y_true``, else 0.0.
+
+    Example:
+
+    >>> y_pred = np.array([[0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+    >>> lstm_fast.metrics.sparse_categorical_accuracy(np.array([1, 0]), y_pred)
+    array([1., 0.])
+    """
     y_pred = np.asarray(y_pred)
     y_true = np.asarray(y_true)
     shape = y_true.shape
@@ -84,9 +158,34 @@ def sparse_categorical_accuracy(y_true, y_pred):
 
 
 class Metric:
-    """Base class of stateful metrics.
+    """Base class of metrics: a running value over the batches of an epoch.
 
-    Subclasses implement ``update_state``, ``result`` and ``reset_state``.
+    A metric keeps a state: `update_state` adds one batch to it, `result`
+    gives the value so far, and `reset_state` starts over (the model does
+    this at the start of each epoch). Subclass it for a metric of your own,
+    implementing those three methods.
+
+    Args:
+        name: the name shown in the logs and the `History` (default: the class
+            name in lower case).
+        dtype: accepted for Keras compatibility; results are Python floats.
+
+    Example:
+
+    >>> class MaxError(lstm_fast.metrics.Metric):
+    ...     def __init__(self, name="max_error"):
+    ...         super().__init__(name=name)
+    ...         self.reset_state()
+    ...     def update_state(self, y_true, y_pred, sample_weight=None):
+    ...         self.value = max(self.value, float(np.max(np.abs(y_pred - y_true))))
+    ...     def result(self):
+    ...         return self.value
+    ...     def reset_state(self):
+    ...         self.value = 0.0
+    >>> m = MaxError()
+    >>> m.update_state(np.zeros((2, 1)), np.array([[0.5], [-2.0]]))
+    >>> m.result()
+    2.0
     """
 
     def __init__(self, name=None, dtype=None):
@@ -94,24 +193,64 @@ class Metric:
         self.dtype = dtype
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch to the state (implemented by subclasses).
+
+        Args:
+            y_true: the targets of the batch.
+            y_pred: the predictions of the batch.
+            sample_weight: optional weights, one per sample (or per step).
+        """
         raise NotImplementedError
 
     def result(self):
+        """The value of the metric over the batches seen since the last reset.
+
+        Returns:
+            A float.
+        """
         raise NotImplementedError
 
     def reset_state(self):
+        """Forget the batches seen so far (implemented by subclasses)."""
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """Update the state with one batch and return the result."""
+        """Add one batch to the state and return the result so far.
+
+        Args:
+            y_true: the targets of the batch.
+            y_pred: the predictions of the batch.
+            sample_weight: optional weights.
+
+        Returns:
+            A float, as `result` returns it.
+        """
         self.update_state(y_true, y_pred, sample_weight=sample_weight)
         return self.result()
 
     def get_config(self):
+        """The constructor arguments of the metric, as a JSON-serializable dict.
+
+        Returns:
+            A dict that `from_config` turns back into an equal (fresh) metric.
+
+        Example:
+
+        >>> lstm_fast.metrics.BinaryAccuracy(threshold=0.7).get_config()
+        {'name': 'binary_accuracy', 'threshold': 0.7}
+        """
         return {"name": self.name}
 
     @classmethod
     def from_config(cls, config):
+        """Create a metric from the dict returned by `get_config`.
+
+        Args:
+            config: the dict of constructor arguments.
+
+        Returns:
+            A new metric of this class, with an empty state.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -144,17 +283,43 @@ def _samplewise(values, sample_weight):
 
 
 class Mean(Metric):
-    """The (weighted) mean of the values given to ``update_state(values, sample_weight)``."""
+    """The running (weighted) mean of the values it is given.
+
+    Each call of ``update_state(values, sample_weight)`` adds one value per
+    sample (a sample's values are first averaged over their trailing axes);
+    the result is ``sum(weights * values) / sum(weights)`` over everything
+    seen since the last reset. The other mean metrics build on it.
+
+    Args:
+        name: the name of the metric (default 'mean').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.Mean()
+    >>> m.update_state([1.0, 2.0, 3.0])
+    >>> m.update_state([10.0], sample_weight=[0.0])
+    >>> m.result()
+    2.0
+    """
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.reset_state()
 
     def reset_state(self):
+        """Set the running total and count to zero."""
         self.total = 0.0
         self.count = 0.0
 
     def update_state(self, values, sample_weight=None):
+        """Add values to the running mean.
+
+        Args:
+            values: an array whose first axis is the samples (a scalar counts
+                as one sample).
+            sample_weight: optional weights, broadcastable to ``values``.
+        """
         values, w = _samplewise(values, sample_weight)
         self.total += float(np.sum(values))
         if w is not None:
@@ -163,15 +328,33 @@ class Mean(Metric):
             self.count += values.shape[0] if values.ndim >= 1 else 1
 
     def result(self):
+        """The weighted mean so far (0.0 before any value).
+
+        Returns:
+            A float.
+        """
         return self.total / self.count if self.count else 0.0
 
 
 class MeanMetricWrapper(Mean):
-    """The mean of ``fn(y_true, y_pred, **kwargs)`` over all samples seen.
+    """A metric from a function: the mean of ``fn(y_true, y_pred, **kwargs)`` over the samples.
+
+    ``metrics=[my_function]`` in `compile` wraps the function this way.
 
     Args:
-        fn: a function returning per-sample values.
-        name: the metric's name.
+        fn: a function of ``(y_true, y_pred)`` returning one value per sample.
+        name: the metric's name (default: the function's name).
+        dtype: accepted for Keras compatibility.
+        **kwargs: extra keyword arguments passed to ``fn`` on every call.
+
+    Example:
+
+    >>> def max_error(y_true, y_pred):
+    ...     return np.max(np.abs(y_pred - y_true), axis=-1)
+    >>> m = lstm_fast.metrics.MeanMetricWrapper(max_error)
+    >>> m.update_state(np.zeros((2, 2)), np.array([[1.0, -3.0], [0.0, 1.0]]))
+    >>> m.name, m.result()
+    ('max_error', 2.0)
     """
 
     def __init__(self, fn, name=None, dtype=None, **kwargs):
@@ -180,6 +363,13 @@ class MeanMetricWrapper(Mean):
         self._fn_kwargs = kwargs
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch: the per-sample values of the function, weighted.
+
+        Args:
+            y_true: the targets of the batch.
+            y_pred: the predictions of the batch.
+            sample_weight: optional weights, one per sample (or per step).
+        """
         values = self._fn(y_true, y_pred, **self._fn_kwargs)
         super().update_state(values, sample_weight=sample_weight)
 
@@ -188,17 +378,43 @@ class MeanMetricWrapper(Mean):
 
 
 class Accuracy(MeanMetricWrapper):
-    """How often predictions equal labels exactly."""
+    """How often the predictions equal the labels exactly (see `accuracy`).
+
+    For probabilities use `BinaryAccuracy`, `CategoricalAccuracy` or
+    `SparseCategoricalAccuracy` (or ``metrics=["accuracy"]``, which picks one
+    of them from the shapes).
+
+    Args:
+        name: the name of the metric (default 'accuracy').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.Accuracy()
+    >>> m.update_state(np.array([[1], [2], [3], [4]]), np.array([[1], [2], [3], [0]]))
+    >>> m.result()
+    0.75
+    """
 
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(accuracy, name=name, dtype=dtype)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
-    """How often ``y_pred > threshold`` matches binary labels.
+    """How often a predicted probability is on the right side of ``threshold`` (0/1 labels).
 
     Args:
-        threshold: Defaults to 0.5.
+        name: the name of the metric (default 'binary_accuracy').
+        dtype: accepted for Keras compatibility.
+        threshold: the probability above which a prediction means 1. Defaults to 0.5.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.BinaryAccuracy()
+    >>> m.update_state(np.array([[1.0], [0.0], [1.0], [0.0]]),
+    ...                np.array([[0.7], [0.6], [0.9], [0.1]]))
+    >>> m.result()
+    0.75
     """
 
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
@@ -206,51 +422,140 @@ class BinaryAccuracy(MeanMetricWrapper):
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
-    """How often the argmax of ``y_pred`` matches the argmax of one-hot labels."""
+    """How often the most likely predicted class is the labelled one (one-hot labels).
+
+    Args:
+        name: the name of the metric (default 'categorical_accuracy').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.CategoricalAccuracy()
+    >>> m.update_state(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[0.3, 0.7], [0.4, 0.6]]))
+    >>> m.result()
+    0.5
+    """
 
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
-    """How often the argmax of ``y_pred`` matches integer labels."""
+    """How often the most likely predicted class is the labelled one (integer labels).
+
+    Args:
+        name: the name of the metric (default 'sparse_categorical_accuracy').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.SparseCategoricalAccuracy()
+    >>> m.update_state(np.array([1, 0]), np.array([[0.3, 0.7], [0.4, 0.6]]))
+    >>> m.result()
+    0.5
+    """
 
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
 
 class MeanSquaredError(MeanMetricWrapper):
-    """The mean squared error over all samples seen."""
+    """The mean squared error over all samples seen since the last reset.
+
+    Args:
+        name: the name of the metric (default 'mean_squared_error').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.MeanSquaredError()
+    >>> m.update_state(np.array([[0.0], [0.0]]), np.array([[1.0], [3.0]]))
+    >>> m.result()
+    5.0
+    """
 
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(losses_module.mean_squared_error, name=name, dtype=dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
-    """The mean absolute error over all samples seen."""
+    """The mean absolute error over all samples seen since the last reset.
+
+    Args:
+        name: the name of the metric (default 'mean_absolute_error').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.MeanAbsoluteError()
+    >>> m.update_state(np.array([[0.0], [0.0]]), np.array([[1.0], [-3.0]]))
+    >>> m.result()
+    2.0
+    """
 
     def __init__(self, name="mean_absolute_error", dtype=None):
         super().__init__(losses_module.mean_absolute_error, name=name, dtype=dtype)
 
 
 class RootMeanSquaredError(Mean):
-    """The square root of the mean squared error over all elements seen."""
+    """The square root of the mean squared error over all samples seen.
+
+    The squares are averaged first, over every batch since the last reset,
+    and the root is taken at the end (not the mean of per-batch roots).
+
+    Args:
+        name: the name of the metric (default 'root_mean_squared_error').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.RootMeanSquaredError()
+    >>> m.update_state(np.array([[0.0], [0.0]]), np.array([[1.0], [7.0]]))
+    >>> m.result()
+    5.0
+    """
 
     def __init__(self, name="root_mean_squared_error", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add the squared errors of one batch.
+
+        Args:
+            y_true: the targets of the batch.
+            y_pred: the predictions of the batch.
+            sample_weight: optional weights, one per sample (or per step).
+        """
         y_pred = np.asarray(y_pred, dtype=np.float64)
         y_true = np.asarray(y_true, dtype=np.float64)
         y_true, y_pred = _squeeze_or_expand(y_true, y_pred)
         super().update_state(np.square(y_pred - y_true), sample_weight=sample_weight)
 
     def result(self):
+        """The root of the mean squared error so far.
+
+        Returns:
+            A float.
+        """
         return float(np.sqrt(super().result()))
 
 
 class BinaryCrossentropy(MeanMetricWrapper):
-    """The mean binary crossentropy over all samples seen."""
+    """The mean binary crossentropy over all samples seen (0/1 labels).
+
+    Args:
+        name: the name of the metric (default 'binary_crossentropy').
+        dtype: accepted for Keras compatibility.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: in [0, 1], as in the loss.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.BinaryCrossentropy()
+    >>> m.update_state(np.array([[1.0], [0.0]]), np.array([[0.9], [0.2]]))
+    >>> round(m.result(), 4)
+    0.1643
+    """
 
     def __init__(
         self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0.0
@@ -265,7 +570,21 @@ class BinaryCrossentropy(MeanMetricWrapper):
 
 
 class CategoricalCrossentropy(MeanMetricWrapper):
-    """The mean categorical crossentropy over all samples seen."""
+    """The mean categorical crossentropy over all samples seen (one-hot labels).
+
+    Args:
+        name: the name of the metric (default 'categorical_crossentropy').
+        dtype: accepted for Keras compatibility.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: in [0, 1], as in the loss.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.CategoricalCrossentropy()
+    >>> m.update_state(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[0.5, 0.5], [0.5, 0.5]]))
+    >>> round(m.result(), 4)
+    0.6931
+    """
 
     def __init__(
         self, name="categorical_crossentropy", dtype=None, from_logits=False, label_smoothing=0.0
@@ -280,7 +599,20 @@ class CategoricalCrossentropy(MeanMetricWrapper):
 
 
 class SparseCategoricalCrossentropy(MeanMetricWrapper):
-    """The mean sparse categorical crossentropy over all samples seen."""
+    """The mean categorical crossentropy over all samples seen (integer labels).
+
+    Args:
+        name: the name of the metric (default 'sparse_categorical_crossentropy').
+        dtype: accepted for Keras compatibility.
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.SparseCategoricalCrossentropy()
+    >>> m.update_state(np.array([1, 0]), np.array([[0.5, 0.5], [0.5, 0.5]]))
+    >>> round(m.result(), 4)
+    0.6931
+    """
 
     def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False):
         super().__init__(
@@ -301,8 +633,23 @@ def _is_binary_or_sparse_categorical(y_true, y_pred):
 
 
 class AutoAccuracy(Metric):
-    """``'accuracy'``: binary, sparse categorical or categorical accuracy, chosen by
-    the shapes of the first batch (Keras 3's rule).
+    """The metric behind ``metrics=["accuracy"]``: it picks the right accuracy from the shapes.
+
+    At the first batch it becomes binary accuracy when ``y_pred``'s last axis
+    is 1, sparse categorical accuracy when ``y_true`` has a lower rank than
+    ``y_pred`` (or a last axis of 1), and categorical accuracy otherwise (Keras
+    3's rule).
+
+    Args:
+        name: the name of the metric (default 'accuracy').
+        dtype: accepted for Keras compatibility.
+
+    Example:
+
+    >>> m = lstm_fast.metrics.get("accuracy")
+    >>> m.update_state(np.array([[1.0], [0.0]]), np.array([[0.8], [0.4]]))
+    >>> m.resolved, m.result()
+    (<BinaryAccuracy name='accuracy'>, 1.0)
     """
 
     def __init__(self, name="accuracy", dtype=None):
@@ -318,14 +665,17 @@ class AutoAccuracy(Metric):
         return CategoricalAccuracy(name=self.name)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch (the first one decides which accuracy this is)."""
         if self.resolved is None:
             self.resolved = self._resolve(y_true, y_pred)
         self.resolved.update_state(y_true, y_pred, sample_weight=sample_weight)
 
     def result(self):
+        """The accuracy so far (0.0 before the first batch)."""
         return self.resolved.result() if self.resolved is not None else 0.0
 
     def reset_state(self):
+        """Forget the batches seen so far (the choice of accuracy is kept)."""
         if self.resolved is not None:
             self.resolved.reset_state()
 
@@ -377,7 +727,9 @@ _CHOICES = ", ".join(repr(n) for n in ["accuracy", "acc", *sorted(_NAMES), *sort
 
 
 def get(identifier, loss=None):
-    """Retrieve a metric.
+    """Get a metric object from a name, a config, a function or a metric.
+
+    This is how ``model.compile(metrics=[...])`` reads each entry.
 
     Args:
         identifier: 'accuracy' / 'acc' (resolved by shapes at the first update,
@@ -391,6 +743,13 @@ def get(identifier, loss=None):
     Returns:
         A `Metric`. A metric given by a string is named by that string
         (``'mae'`` gives a metric named ``'mae'``), as Keras's `compile` names them.
+
+    Example:
+
+    >>> lstm_fast.metrics.get("mae")
+    <MeanAbsoluteError name='mae'>
+    >>> lstm_fast.metrics.get({"class_name": "BinaryAccuracy", "config": {"threshold": 0.7}})
+    <BinaryAccuracy name='binary_accuracy'>
     """
     del loss  # 'accuracy' is resolved by shapes, as Keras 3
     if isinstance(identifier, Metric):

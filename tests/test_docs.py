@@ -6,14 +6,19 @@ it; a method that overrides a documented base-class method inherits its
 docstring, as ``help()`` shows it).
 """
 
+import ast
+import doctest
 import importlib
 import inspect
 import pydoc
 import re
+import textwrap
 
+import numpy as np
 import pytest
 
 import lstm_fast
+from lstm_fast import utils
 
 MODULES = [
     "lstm_fast",
@@ -41,6 +46,8 @@ KERAS_STYLE_MODULES = [
     "lstm_fast",
     "lstm_fast.callbacks",
     "lstm_fast.demo",
+    "lstm_fast.losses",
+    "lstm_fast.metrics",
     "lstm_fast.models",
     "lstm_fast.reference",
 ]
@@ -96,6 +103,8 @@ METHOD_DOC_MODULES = [
     "lstm_fast.demo",
     "lstm_fast.interop",
     "lstm_fast.layers",
+    "lstm_fast.losses",
+    "lstm_fast.metrics",
     "lstm_fast.models",
     "lstm_fast.ops",
     "lstm_fast.reference",
@@ -113,6 +122,27 @@ def _takes_arguments(obj):
     except (TypeError, ValueError):
         return True
     return any(p not in ("self", "cls", "args", "kwargs") for p in params)
+
+
+def _returns_a_value(obj):
+    """Whether a function's own body has a ``return <value>`` (not a bare return)."""
+    if not inspect.isfunction(obj):
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    function = tree.body[0]
+    todo = list(function.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Return) and node.value is not None:
+            if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+                return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue  # a nested function's return is not this function's
+        todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _keras_style_names():
@@ -148,6 +178,8 @@ def test_keras_style_sections(qualname):
     assert re.search(r"^Examples?:", doc, re.M), f"{qualname}: no 'Example:' section"
     if _takes_arguments(obj):
         assert re.search(r"^Args:", doc, re.M), f"{qualname}: takes arguments, no 'Args:'"
+    if _returns_a_value(obj):
+        assert re.search(r"^Returns?:", doc, re.M), f"{qualname}: returns a value, no 'Returns:'"
     # an example shows code: a doctest prompt or an indented line
     example = re.split(r"^Examples?:", doc, flags=re.M)[1]
     assert ">>>" in example or re.search(r"^ {4}\S", example, re.M), qualname
@@ -165,3 +197,49 @@ def test_every_module_has_a_docstring():
     for module_name in MODULES:
         doc = inspect.getdoc(importlib.import_module(module_name))
         assert doc, module_name
+
+
+# Modules whose ``>>>`` examples are run as doctests, so they cannot rot. The
+# examples may use ``np``, ``lstm_fast`` and the names of ``lstm_fast.__all__``
+# (``Sequential``, ``LSTM``, ``Dense``, ...) without importing them, the way
+# Keras's examples assume ``keras`` and ``np``. Extend as modules get there.
+DOCTEST_MODULES = [
+    "lstm_fast",
+    "lstm_fast.losses",
+    "lstm_fast.metrics",
+]
+DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+
+
+@pytest.fixture
+def isolated_state(tmp_path, monkeypatch):
+    """Run in an empty directory (examples may save files) and restore the global
+    state examples may change: lstm_fast's generator and float type, NumPy's and
+    Python's global generators."""
+    import random
+
+    monkeypatch.chdir(tmp_path)
+    rng, rng_state = utils._rng, utils._rng.bit_generator.state
+    floatx = utils.floatx()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    yield
+    utils._rng = rng
+    rng.bit_generator.state = rng_state
+    utils.set_floatx(floatx)
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+
+
+@pytest.mark.parametrize("module_name", DOCTEST_MODULES)
+def test_docstring_examples_run(module_name, isolated_state):
+    module = importlib.import_module(module_name)
+    extraglobs = {"np": np, "lstm_fast": lstm_fast}
+    extraglobs.update({name: getattr(lstm_fast, name) for name in lstm_fast.__all__})
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    report = []
+    for test in finder.find(module, module_name, extraglobs=extraglobs):
+        runner.run(test, out=report.append)
+    results = runner.summarize(verbose=False)
+    assert results.attempted > 0, f"{module_name} has no >>> examples"
+    assert results.failed == 0, "".join(report)
