@@ -491,7 +491,7 @@ class Loss:
 
     # to be implemented by subclasses
     def call(self, y_true, y_pred):
-        """The loss of each sample (implemented by subclasses).
+        """The loss of each sample.
 
         Args:
             y_true: the targets, a float array of the rank of ``y_pred``
@@ -504,7 +504,7 @@ class Loss:
         raise NotImplementedError
 
     def call_gradient(self, y_true, y_pred):
-        """The per-sample losses and their elementwise derivative (implemented by subclasses).
+        """The per-sample losses and their elementwise derivative.
 
         Args:
             y_true: the targets, as in `call`.

@@ -193,7 +193,7 @@ class Metric:
         self.dtype = dtype
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add one batch to the state (implemented by subclasses).
+        """Add one batch to the state.
 
         Args:
             y_true: the targets of the batch.
@@ -211,7 +211,7 @@ class Metric:
         raise NotImplementedError
 
     def reset_state(self):
-        """Forget the batches seen so far (implemented by subclasses)."""
+        """Forget the batches seen so far."""
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred, sample_weight=None):

@@ -12,11 +12,22 @@ variable, or ``global_clipnorm``, or ``clipvalue``; only one may be set), apply
 weight decay ``w -= w * weight_decay * lr``, run the optimizer's update rule,
 then ``iterations += 1``.
 
-Usage:
+Most code only names an optimizer in `compile`; the model builds it on its
+parameters and calls `Optimizer.apply` once per batch.
 
-    opt = get("adam")                       # or Adam(learning_rate=1e-3)
-    opt.build([(0, 12), (12, 4)], np.float32)
-    opt.apply(params, grads)                # params updated in place
+Example:
+
+>>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+>>> model.compile(optimizer=lstm_fast.optimizers.Adam(learning_rate=1e-3), loss="mse")
+
+Used directly, on a flat parameter vector:
+
+>>> opt = lstm_fast.optimizers.get("sgd")               # SGD(learning_rate=0.01)
+>>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+>>> opt.build([(0, 2), (2, 1)], "float32")              # two variables: [0:2] and [2:3]
+>>> opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+>>> params
+array([0.99, 1.99, 3.01], dtype=float32)
 """
 
 from __future__ import annotations
@@ -47,31 +58,85 @@ __all__ = [
 
 
 class LearningRateSchedule:
-    """Base class of learning-rate schedules: ``schedule(step) -> learning rate``.
+    """Base class of learning-rate schedules: a learning rate that changes with the step.
 
-    ``step`` is the optimizer's ``iterations`` before the update (0 for the
-    first step), as Keras.
+    A schedule is called with the optimizer's step count and returns the
+    learning rate of that step: ``schedule(step) -> float``. The step is the
+    optimizer's ``iterations`` before the update (0 for the first batch), as
+    in Keras; it counts batches, not epochs. Pass a schedule as the
+    optimizer's ``learning_rate``. A subclass implements ``__call__`` and
+    ``get_config`` (so that a model compiled with it can be saved).
+
+    Example:
+
+    >>> class Halving(lstm_fast.optimizers.LearningRateSchedule):
+    ...     def __init__(self, initial_learning_rate, every):
+    ...         self.initial_learning_rate, self.every = initial_learning_rate, every
+    ...     def __call__(self, step):
+    ...         return self.initial_learning_rate * 0.5 ** (step // self.every)
+    ...     def get_config(self):
+    ...         return {"initial_learning_rate": self.initial_learning_rate, "every": self.every}
+    >>> schedule = Halving(0.1, every=100)
+    >>> schedule(0), schedule(100), schedule(250)
+    (0.1, 0.05, 0.025)
+    >>> opt = lstm_fast.optimizers.SGD(learning_rate=schedule)
     """
 
     def __call__(self, step):
+        """The learning rate at ``step``.
+
+        Args:
+            step: the number of optimizer steps done so far (an int >= 0).
+
+        Returns:
+            The learning rate, a float.
+        """
         raise NotImplementedError
 
     def get_config(self):
+        """The constructor arguments of the schedule, as a JSON-serializable dict.
+
+        Returns:
+            A dict that `from_config` turns back into an equal schedule.
+        """
         raise NotImplementedError
 
     @classmethod
     def from_config(cls, config):
+        """Create a schedule from the dict returned by `get_config`.
+
+        Args:
+            config: the dict of constructor arguments.
+
+        Returns:
+            A new schedule of this class.
+        """
         return cls(**config)
 
 
 class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+    """A learning rate multiplied by ``decay_rate`` every ``decay_steps`` steps, smoothly.
+
+    ``lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
     Args:
-        initial_learning_rate: float.
-        decay_steps: int > 0.
-        decay_rate: float.
-        staircase: if True, ``step / decay_steps`` is floored (a step function).
+        initial_learning_rate: the learning rate of the first step (a float).
+        decay_steps: the number of steps (batches) over which the rate is
+            multiplied by ``decay_rate``; an int > 0.
+        decay_rate: the factor per ``decay_steps`` steps, e.g. 0.5 or 0.96.
+        staircase: if True, ``step / decay_steps`` is rounded down, so the
+            rate drops in steps instead of continuously. Defaults to False.
+        name: optional name of the schedule.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.ExponentialDecay(
+    ...     0.1, decay_steps=100, decay_rate=0.5)
+    >>> lr(0), lr(100), lr(200)
+    (0.1, 0.05, 0.025)
+    >>> round(lr(50), 4)
+    0.0707
+    >>> opt = lstm_fast.optimizers.SGD(learning_rate=lr)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
@@ -100,13 +165,24 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class InverseTimeDecay(LearningRateSchedule):
-    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
+    """A learning rate that decays as one over time.
+
+    ``lr(step) = initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     Args:
-        initial_learning_rate: float.
-        decay_steps: int > 0.
-        decay_rate: float.
-        staircase: if True, ``step / decay_steps`` is floored.
+        initial_learning_rate: the learning rate of the first step (a float).
+        decay_steps: an int > 0, the time scale of the decay in steps.
+        decay_rate: a float, how fast the rate falls.
+        staircase: if True, ``step / decay_steps`` is rounded down (the rate
+            drops in steps). Defaults to False.
+        name: optional name of the schedule.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.InverseTimeDecay(
+    ...     0.1, decay_steps=10, decay_rate=1.0)
+    >>> lr(0), lr(10), lr(30)
+    (0.1, 0.05, 0.025)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
@@ -135,12 +211,23 @@ class InverseTimeDecay(LearningRateSchedule):
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
-    """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while
-    ``step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary.
+    """A learning rate that is constant between given steps.
+
+    The rate is ``values[0]`` while ``step <= boundaries[0]``, ``values[1]``
+    while ``step <= boundaries[1]``, ..., and ``values[-1]`` after the last
+    boundary.
 
     Args:
-        boundaries: increasing list of steps.
-        values: list of ``len(boundaries) + 1`` learning rates.
+        boundaries: an increasing list of steps (ints).
+        values: a list of ``len(boundaries) + 1`` learning rates.
+        name: optional name of the schedule.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.PiecewiseConstantDecay(
+    ...     boundaries=[100, 200], values=[0.1, 0.01, 0.001])
+    >>> lr(0), lr(100), lr(101), lr(500)
+    (0.1, 0.1, 0.01, 0.001)
     """
 
     def __init__(self, boundaries, values, name=None):
@@ -164,19 +251,31 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
 
 class CosineDecay(LearningRateSchedule):
-    """Cosine decay, with an optional linear warmup.
+    """A learning rate that follows half a cosine down to a floor, after an optional warmup.
 
     Without warmup: ``lr(step) = initial_learning_rate * ((1 - alpha) * c + alpha)``
     with ``c = 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps))``. With
     ``warmup_target``, the rate first rises linearly from ``initial_learning_rate``
     to ``warmup_target`` over ``warmup_steps``, then decays from ``warmup_target``.
+    After the decay the rate stays at its final value.
 
     Args:
-        initial_learning_rate: float.
-        decay_steps: int > 0.
+        initial_learning_rate: the learning rate of the first step (a float).
+        decay_steps: the number of steps of the decay; an int > 0.
         alpha: the final rate as a fraction of the starting rate. Defaults to 0.
-        warmup_target: optional float.
-        warmup_steps: int. Defaults to 0.
+        name: optional name of the schedule.
+        warmup_target: optional float, the rate reached at the end of the warmup.
+        warmup_steps: the number of warmup steps. Defaults to 0.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.CosineDecay(0.1, decay_steps=100)
+    >>> [round(lr(step), 4) for step in (0, 50, 100, 1000)]
+    [0.1, 0.05, 0.0, 0.0]
+    >>> warm = lstm_fast.optimizers.schedules.CosineDecay(
+    ...     0.0, decay_steps=100, warmup_target=0.1, warmup_steps=10)
+    >>> [round(warm(step), 4) for step in (0, 5, 10, 60, 110)]
+    [0.0, 0.05, 0.1, 0.05, 0.0]
     """
 
     def __init__(
@@ -224,10 +323,41 @@ class CosineDecay(LearningRateSchedule):
 
 
 def _serialize_schedule(schedule):
+    """Describe a learning-rate schedule as a JSON-serializable dict.
+
+    Args:
+        schedule: a `LearningRateSchedule`.
+
+    Returns:
+        ``{'class_name': ..., 'config': ...}``, read back by `schedules.deserialize`.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.ExponentialDecay(0.1, 100, 0.5)
+    >>> lstm_fast.optimizers.schedules.serialize(lr)["class_name"]
+    'ExponentialDecay'
+    """
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def _deserialize_schedule(config):
+    """Create a built-in learning-rate schedule from the dict that `schedules.serialize` returns.
+
+    Args:
+        config: ``{'class_name': ..., 'config': {...}}`` naming one of
+            ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay.
+
+    Returns:
+        A new schedule.
+
+    Example:
+
+    >>> lr = lstm_fast.optimizers.schedules.deserialize(
+    ...     {"class_name": "ExponentialDecay",
+    ...      "config": {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5}})
+    >>> lr(100)
+    0.05
+    """
     classes = {
         cls.__name__: cls
         for cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)
@@ -241,16 +371,40 @@ def _deserialize_schedule(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-# `lstm_fast.optimizers.schedules.ExponentialDecay(...)`, as Keras's namespace
-schedules = types.SimpleNamespace(
-    LearningRateSchedule=LearningRateSchedule,
-    ExponentialDecay=ExponentialDecay,
-    InverseTimeDecay=InverseTimeDecay,
-    PiecewiseConstantDecay=PiecewiseConstantDecay,
-    CosineDecay=CosineDecay,
-    serialize=_serialize_schedule,
-    deserialize=_deserialize_schedule,
+# `lstm_fast.optimizers.schedules.ExponentialDecay(...)`, as Keras's namespace. A
+# module object (not registered in sys.modules) so that it has a docstring for help().
+schedules = types.ModuleType(
+    "lstm_fast.optimizers.schedules",
+    """Learning-rate schedules, as ``keras.optimizers.schedules``.
+
+    A schedule maps the optimizer's step (the number of batches done) to a
+    learning rate; pass one as an optimizer's ``learning_rate``. The classes
+    are `LearningRateSchedule` (the base class), `ExponentialDecay`,
+    `InverseTimeDecay`, `PiecewiseConstantDecay` and `CosineDecay`;
+    ``serialize`` and ``deserialize`` convert a schedule to and from a dict.
+
+    Example::
+
+        lr = lstm_fast.optimizers.schedules.ExponentialDecay(0.01, 1000, 0.9)
+        model.compile(optimizer=lstm_fast.optimizers.Adam(learning_rate=lr), loss="mse")
+    """,
 )
+schedules.LearningRateSchedule = LearningRateSchedule
+schedules.ExponentialDecay = ExponentialDecay
+schedules.InverseTimeDecay = InverseTimeDecay
+schedules.PiecewiseConstantDecay = PiecewiseConstantDecay
+schedules.CosineDecay = CosineDecay
+schedules.serialize = _serialize_schedule
+schedules.deserialize = _deserialize_schedule
+schedules.__all__ = [
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "PiecewiseConstantDecay",
+    "CosineDecay",
+    "serialize",
+    "deserialize",
+]
 
 
 def _check_positive_or_none(name, value):
@@ -268,7 +422,7 @@ def _check_positive_or_none(name, value):
 
 
 class Optimizer:
-    """Base class of the optimizers.
+    """Base class of the optimizers: what they share (learning rate, clipping, weight decay).
 
     Args:
         learning_rate: A float, a schedule (`schedules.ExponentialDecay`, ...),
@@ -284,10 +438,24 @@ class Optimizer:
         global_clipnorm: Float. If set, the gradients of all weights are scaled
             so that their global L2 norm is no higher than this value.
         name: String, the name of the optimizer.
+        use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+            gradient_accumulation_steps: Keras arguments accepted with their
+            defaults only (other values raise NotImplementedError).
 
     Subclasses define ``_slot_names()`` (the kinds of state), optionally
     ``_slot_initial_value(name)``, and ``_update(params, grads, lr)``, which
     updates the flat buffers in place.
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.SGD(learning_rate=0.1, clipvalue=0.5)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> opt.apply(params, np.array([2.0, 0.1, -3.0], dtype="float32"))
+    >>> params
+    array([0.95, 1.99, 3.05], dtype=float32)
+    >>> opt.iterations
+    1
     """
 
     _default_name = "optimizer"
@@ -385,6 +553,15 @@ class Optimizer:
         """Exclude the variables whose name contains one of ``var_names`` from weight decay.
 
         Must be called before ``build``; it needs the variable names given to ``build``.
+
+        Args:
+            var_names: a list of strings; a variable is excluded when its name
+                contains one of them (e.g. ``["bias"]``).
+
+        Example:
+
+        >>> opt = lstm_fast.optimizers.AdamW(weight_decay=0.01)
+        >>> opt.exclude_from_weight_decay(var_names=["bias"])
         """
         if self.built:
             raise ValueError("`exclude_from_weight_decay()` must be called before `build()`.")
@@ -399,6 +576,13 @@ class Optimizer:
             dtype: float32 or float64, the dtype of the parameters.
             var_names: optional list of variable names (same order), used by
                 ``exclude_from_weight_decay``.
+
+        Example:
+
+        >>> opt = lstm_fast.optimizers.Adam()
+        >>> opt.build([(0, 12), (12, 4)], "float32", var_names=["kernel", "bias"])
+        >>> opt.variables()["momentum"].shape
+        (16,)
         """
         dtype = np.dtype(dtype)
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -471,9 +655,21 @@ class Optimizer:
     def apply(self, params, grads):
         """Update ``params`` in place from ``grads`` (one optimizer step).
 
+        The order is Keras's: clip the gradients, apply weight decay, apply the
+        update rule, then add one to ``iterations``.
+
         Args:
             params: the model's flat 1-D, contiguous parameter vector.
             grads: the gradients, same length and dtype.
+
+        Example:
+
+        >>> opt = lstm_fast.optimizers.SGD(learning_rate=0.1)
+        >>> params = np.array([1.0, 2.0], dtype="float32")
+        >>> opt.build([(0, 2)], "float32")
+        >>> opt.apply(params, np.array([1.0, -1.0], dtype="float32"))
+        >>> params
+        array([0.9, 2.1], dtype=float32)
         """
         if not self.built:
             raise ValueError("The optimizer must be built first: call `optimizer.build(...)`.")
@@ -555,6 +751,17 @@ class Optimizer:
 
         The arrays are copies, in the flat layout of the parameter vector the
         optimizer was built for.
+
+        Returns:
+            A dict such as ``{'iterations': ..., 'momentum': ..., 'velocity': ...}``
+            for Adam; `set_variables` takes it back.
+
+        Example:
+
+        >>> opt = lstm_fast.optimizers.Adam()
+        >>> opt.build([(0, 3)], "float32")
+        >>> sorted(opt.variables())
+        ['iterations', 'momentum', 'velocity']
         """
         state = {"iterations": np.array(self.iterations, dtype=np.int64)}
         for name, buf in self._slots.items():
@@ -565,6 +772,21 @@ class Optimizer:
         """Restore the state returned by ``variables()`` (bit-exact).
 
         If the optimizer is not built yet, the state is kept and restored by ``build``.
+
+        Args:
+            state: a dict as `variables` returns it, from an optimizer of the
+                same class built on the same layout.
+
+        Example:
+
+        >>> opt = lstm_fast.optimizers.Adam()
+        >>> opt.build([(0, 3)], "float32")
+        >>> opt.apply(np.zeros(3, "float32"), np.ones(3, "float32"))
+        >>> copy = lstm_fast.optimizers.Adam()
+        >>> copy.build([(0, 3)], "float32")
+        >>> copy.set_variables(opt.variables())
+        >>> copy.iterations
+        1
         """
         state = dict(state)
         if "iterations" not in state:
@@ -591,7 +813,20 @@ class Optimizer:
 
     # -------------------------------------------------------------- config
     def get_config(self):
-        """The constructor arguments, as a JSON-serializable dict."""
+        """The constructor arguments, as a JSON-serializable dict.
+
+        A schedule is stored as its `schedules.serialize` dict; a plain
+        function as learning rate cannot be stored (TypeError).
+
+        Returns:
+            A dict that `from_config` turns back into an equal optimizer.
+
+        Example:
+
+        >>> config = lstm_fast.optimizers.SGD(learning_rate=0.1, momentum=0.9).get_config()
+        >>> config["learning_rate"], config["momentum"]
+        (0.1, 0.9)
+        """
         lr = self._learning_rate
         if isinstance(lr, schedules.LearningRateSchedule):
             lr = schedules.serialize(lr)
@@ -611,7 +846,14 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config):
-        """Create an optimizer from the dict returned by ``get_config()``."""
+        """Create an optimizer from the dict returned by ``get_config()``.
+
+        Args:
+            config: the dict of constructor arguments.
+
+        Returns:
+            A new, unbuilt optimizer of this class.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -619,7 +861,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Gradient descent, with optional (Nesterov) momentum.
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
 
     With ``momentum == 0``: ``w = w - learning_rate * g``. Otherwise:
 
@@ -631,7 +873,17 @@ class SGD(Optimizer):
         learning_rate: Defaults to 0.01.
         momentum: float >= 0. Defaults to 0.0.
         nesterov: bool. Defaults to False.
-        (and the arguments of `Optimizer`.)
+        **kwargs: the arguments of `Optimizer` (``clipnorm``, ``weight_decay``, ...).
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> for _ in range(2):
+    ...     opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+    >>> params
+    array([0.71, 1.71, 3.29], dtype=float32)
     """
 
     _default_name = "SGD"
@@ -674,7 +926,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam, with Keras's form of the bias correction.
+    """The Adam optimizer: per-parameter step sizes from running moments of the gradient.
 
     At step ``t = iterations + 1``:
 
@@ -690,7 +942,19 @@ class Adam(Optimizer):
         beta_2: Defaults to 0.999.
         epsilon: Defaults to 1e-7.
         amsgrad: bool. Defaults to False.
-        (and the arguments of `Optimizer`.)
+        **kwargs: the arguments of `Optimizer` (``clipnorm``, ``weight_decay``, ...).
+
+    The bias correction is Keras's form (folded into ``alpha``), so results
+    match Keras's Adam step for step.
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.Adam(learning_rate=0.1)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+    >>> np.round(params, 4)        # the first step moves each weight by about learning_rate
+    array([0.9, 1.9, 3.1], dtype=float32)
     """
 
     _default_name = "adam"
@@ -758,6 +1022,20 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: `Adam` with ``weight_decay`` defaulting to 0.004.
 
     Each step first applies ``w -= w * weight_decay * learning_rate``, then the Adam update.
+
+    Args:
+        learning_rate: Defaults to 0.001.
+        weight_decay: a float (not None). Defaults to 0.004.
+        **kwargs: the other arguments of `Adam` and `Optimizer`.
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.AdamW(learning_rate=0.1, weight_decay=0.1)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+    >>> np.round(params, 4)        # decayed by 1%, then the Adam step
+    array([0.89, 1.88, 3.07], dtype=float32)
     """
 
     _default_name = "adamw"
@@ -769,7 +1047,9 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """RMSprop (plain momentum, optionally centered), as Keras.
+    """The RMSprop optimizer: steps scaled by a running average of squared gradients.
+
+    Each step, as Keras's (``momentum_coef`` is the ``momentum`` argument):
 
         velocity = rho * velocity + (1 - rho) * g**2
         average_gradient = rho * average_gradient + (1 - rho) * g        # centered
@@ -785,7 +1065,16 @@ class RMSprop(Optimizer):
         momentum: Defaults to 0.0.
         epsilon: Defaults to 1e-7 (inside the square root, as Keras).
         centered: Defaults to False.
-        (and the arguments of `Optimizer`.)
+        **kwargs: the arguments of `Optimizer` (``clipnorm``, ``weight_decay``, ...).
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.RMSprop(learning_rate=0.1)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+    >>> np.round(params, 4)        # 0.1 / sqrt(0.1): the first steps are large
+    array([0.6838, 1.6838, 3.3162], dtype=float32)
     """
 
     _default_name = "rmsprop"
@@ -862,7 +1151,9 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad, as Keras.
+    """The Adagrad optimizer: steps shrink with the sum of all squared gradients so far.
+
+    Each step, as Keras's:
 
         accumulator = accumulator + g**2        (starts at initial_accumulator_value)
         w = w - learning_rate * g / sqrt(accumulator + epsilon)
@@ -871,7 +1162,16 @@ class Adagrad(Optimizer):
         learning_rate: Defaults to 0.001.
         initial_accumulator_value: Defaults to 0.1.
         epsilon: Defaults to 1e-7.
-        (and the arguments of `Optimizer`.)
+        **kwargs: the arguments of `Optimizer` (``clipnorm``, ``weight_decay``, ...).
+
+    Example:
+
+    >>> opt = lstm_fast.optimizers.Adagrad(learning_rate=0.1)
+    >>> params = np.array([1.0, 2.0, 3.0], dtype="float32")
+    >>> opt.build([(0, 3)], "float32")
+    >>> opt.apply(params, np.array([1.0, 1.0, -1.0], dtype="float32"))
+    >>> np.round(params, 4)        # 0.1 * 1 / sqrt(0.1 + 1)
+    array([0.9047, 1.9047, 3.0953], dtype=float32)
     """
 
     _default_name = "adagrad"
@@ -920,12 +1220,39 @@ _CHOICES = "'adam', 'adamw', 'sgd', 'rmsprop', 'adagrad'"
 
 
 def serialize(optimizer):
-    """``{'class_name': ..., 'config': ...}`` of an optimizer (JSON-serializable)."""
+    """Describe an optimizer's settings as a JSON-serializable dict (not its state).
+
+    Args:
+        optimizer: an `Optimizer`.
+
+    Returns:
+        ``{'class_name': ..., 'config': ...}``, which `deserialize` turns back
+        into an optimizer with the same settings. The moments are not
+        included: see `Optimizer.variables`.
+
+    Example:
+
+    >>> lstm_fast.optimizers.serialize(lstm_fast.optimizers.SGD(0.1))["config"]["learning_rate"]
+    0.1
+    """
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
 def deserialize(config):
-    """Create an optimizer from ``{'class_name': ..., 'config': ...}``."""
+    """Create an optimizer from the dict that `serialize` returns.
+
+    Args:
+        config: ``{'class_name': ..., 'config': {...}}``; the class name is
+            one of 'SGD', 'Adam', 'AdamW', 'RMSprop', 'Adagrad' (any case).
+
+    Returns:
+        A new, unbuilt `Optimizer`.
+
+    Example:
+
+    >>> lstm_fast.optimizers.deserialize({"class_name": "SGD", "config": {"learning_rate": 0.5}})
+    <SGD name='SGD' learning_rate=0.5>
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
             "Expected an optimizer config dict with keys 'class_name' and 'config'. "
@@ -940,7 +1267,9 @@ def deserialize(config):
 
 
 def get(identifier):
-    """Retrieve an optimizer.
+    """Get an optimizer from a name, a config dict or an optimizer.
+
+    This is how ``model.compile(optimizer=...)`` reads its argument.
 
     Args:
         identifier: a name ('adam', 'sgd', 'adamw', 'rmsprop', 'adagrad';
@@ -949,7 +1278,12 @@ def get(identifier):
             ``{'class_name': ..., 'config': ...}``.
 
     Returns:
-        An `Optimizer`.
+        An `Optimizer` (a new one, unless an instance was given).
+
+    Example:
+
+    >>> lstm_fast.optimizers.get("adam")
+    <Adam name='adam' learning_rate=0.001>
     """
     if isinstance(identifier, Optimizer):
         return identifier

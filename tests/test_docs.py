@@ -48,6 +48,7 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.demo",
     "lstm_fast.losses",
     "lstm_fast.metrics",
+    "lstm_fast.optimizers",
     "lstm_fast.models",
     "lstm_fast.reference",
 ]
@@ -105,6 +106,7 @@ METHOD_DOC_MODULES = [
     "lstm_fast.layers",
     "lstm_fast.losses",
     "lstm_fast.metrics",
+    "lstm_fast.optimizers",
     "lstm_fast.models",
     "lstm_fast.ops",
     "lstm_fast.reference",
@@ -207,6 +209,7 @@ DOCTEST_MODULES = [
     "lstm_fast",
     "lstm_fast.losses",
     "lstm_fast.metrics",
+    "lstm_fast.optimizers",
 ]
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
