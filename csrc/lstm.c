@@ -135,6 +135,15 @@ static int dims_ok(const lf_lstm_dims *d) {
                             int n_threads) {                                                   \
         if (!packed || !w || rows < 0 || H < 1) return LF_EINVAL;                              \
         LF_DISPATCH(pack, type, packed, w, rows, H, n_threads)                                 \
+    }                                                                                          \
+    int lf_gemm_##type(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A, \
+                       int64_t lda, const REAL *B, int64_t ldb, int accumulate, REAL *C,       \
+                       int64_t ldc, int n_threads) {                                           \
+        if (M < 0 || N < 0 || K < 0 || ldc < N || (M && N && !C) ||                            \
+            lda < (trans_a ? M : K) || ldb < (trans_b ? K : N) || (M && N && K && (!A || !B))) \
+            return LF_EINVAL;                                                                  \
+        LF_DISPATCH(gemm, type, trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc, \
+                    n_threads)                                                                 \
     }
 
 LF_DEFINE_ENTRY(f32, float)

@@ -90,6 +90,18 @@ int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
 
 /* ISA dispatch: chosen once at first use from the CPU (or LSTM_FAST_ISA=
  * generic|avx2|avx512), changeable for tests. */
+/* C = op(A) @ op(B), or C += op(A) @ op(B) with accumulate; row-major with
+ * leading dimensions lda, ldb, ldc; op(A) is (M, K): A itself (M rows of
+ * lda) or, with trans_a, the transpose of A stored (K, M); op(B) is (K, N)
+ * likewise. Runs on the engine's thread team; the result does not depend on
+ * n_threads. LF_EINVAL for inconsistent sizes, LF_ENOMEM without memory. */
+int lf_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
+                int64_t lda, const float *B, int64_t ldb, int accumulate, float *C, int64_t ldc,
+                int n_threads);
+int lf_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const double *A,
+                int64_t lda, const double *B, int64_t ldb, int accumulate, double *C,
+                int64_t ldc, int n_threads);
+
 int lf_isa_supported(int isa);            /* 1 if the CPU and the build support it */
 int lf_get_isa(void);
 int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */

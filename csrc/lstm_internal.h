@@ -36,7 +36,10 @@ void lf_fp_exit(unsigned saved);
                           const REAL *dc_T, const REAL *gates, const REAL *cell,              \
                           const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads); \
     int64_t lf_packed_len_##SFX(int64_t rows, int64_t H);                                     \
-    int lf_pack_##SFX(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads);
+    int lf_pack_##SFX(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads);     \
+    int lf_gemm_##SFX(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,   \
+                      int64_t lda, const REAL *B, int64_t ldb, int accumulate, REAL *C,           \
+                      int64_t ldc, int n_threads);
 
 LF_DECLARE_KERNELS(generic_f32, float)
 LF_DECLARE_KERNELS(generic_f64, double)

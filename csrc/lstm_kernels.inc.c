@@ -551,6 +551,8 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     return LF_OK;
 }
 
+#include "gemm.inc.c"
+
 #undef V
 #undef VI
 #undef U

@@ -70,6 +70,12 @@ cdef extern from "lstm_cython.h" nogil:
                              const double *cell, const double *c0,
                              const double *recurrent_kernel, const lf_lstm_dims *d,
                              int n_threads)
+    int lf_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, int accumulate, float *C,
+                    int64_t ldc, int n_threads)
+    int lf_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                    const double *A, int64_t lda, const double *B, int64_t ldb,
+                    int accumulate, double *C, int64_t ldc, int n_threads)
     int lf_isa_supported(int isa)
     int lf_get_isa()
     int lf_set_isa(int isa)
@@ -285,6 +291,100 @@ def _empty(shape, dtype):
         raise MemoryError(f"lstm_fast: cannot allocate an array of shape {shape}: {e}")
 
 
+# ---- the engine's matrix product ------------------------------------------------
+
+cdef int _gemm(object a, bint trans_a, object b, bint trans_b, object c, bint accumulate,
+               int nth) except -1:
+    """c (+)= op(a) @ op(b) on the engine's threads, for C-contiguous 2-D arrays of
+    one dtype whose shapes the caller has checked: op(a) is a, or a.T with
+    trans_a (likewise b), c is (op(a).rows, op(b).cols)."""
+    cdef int64_t M = c.shape[0]
+    cdef int64_t N = c.shape[1]
+    cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
+    cdef int64_t lda = a.shape[1]
+    cdef int64_t ldb = b.shape[1]
+    cdef void *pa = _ptr(a)
+    cdef void *pb = _ptr(b)
+    cdef void *pc = _ptr(c)
+    cdef int rc
+    cdef bint f32 = c.dtype == np.float32
+    with nogil:
+        if f32:
+            rc = lf_gemm_f32(trans_a, trans_b, M, N, K, <const float *>pa, lda,
+                             <const float *>pb, ldb, accumulate, <float *>pc, N, nth)
+        else:
+            rc = lf_gemm_f64(trans_a, trans_b, M, N, K, <const double *>pa, lda,
+                             <const double *>pb, ldb, accumulate, <double *>pc, N, nth)
+    _raise_for(rc, "matrix product")
+    return 0
+
+
+def matmul(a, b, *, trans_a=False, trans_b=False, out=None, accumulate=False,
+           n_threads=None):
+    """The engine's matrix product: `op(a) @ op(b)` on its own threads.
+
+    The GEMM the layers use for their time-batched products (x @ kernel
+    before the time loop; dz @ kernel.T, x.T @ dz, hprev.T @ dz after it),
+    offered for other products in a model so that they run on the same
+    threads (NumPy's BLAS keeps a second pool of threads that spin after each
+    call and slow the engine's). The result is the same for any n_threads.
+
+    Args:
+        a: 2-D float32 or float64 array; its dtype is the computation's.
+        b: 2-D array, converted to a's dtype.
+        trans_a: use a.T in place of a (without copying it).
+        trans_b: use b.T in place of b.
+        out: optional C-contiguous array of a's dtype and the result's shape,
+            to write (or, with accumulate, add) the result into.
+        accumulate: add the product to `out` instead of overwriting it.
+        n_threads: threads to use; None = `get_num_threads()`.
+
+    Returns:
+        `out` if given, else a new array: op(a) @ op(b).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from lstm_fast import ops
+    >>> a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    >>> ops.matmul(a, a, trans_b=True)
+    array([[ 5., 14.],
+           [14., 50.]], dtype=float32)
+    """
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(
+            "Expected a to be a NumPy array of float32 or float64 (it sets the dtype). "
+            f"Received: {type(a).__name__}"
+            + (f" of dtype {a.dtype}" if isinstance(a, np.ndarray) else ""))
+    dtype = a.dtype
+    if a.ndim != 2:
+        raise ValueError(f"Expected a to be 2-D. Received: a.shape={a.shape}")
+    b_arr = np.asarray(b)
+    if b_arr.ndim != 2:
+        raise ValueError(f"Expected b to be 2-D. Received: b.shape={b_arr.shape}")
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    Kb, N = (b_arr.shape[1], b_arr.shape[0]) if trans_b else b_arr.shape
+    if Kb != K:
+        raise ValueError(
+            f"Expected op(b) to have {K} rows (the columns of op(a), shape ({M}, {K})). "
+            f"Received: op(b).shape=({Kb}, {N})")
+    a = _real(a, "a", dtype, a.shape, "(rows, cols)")
+    b_arr = _real(b_arr, "b", dtype, b_arr.shape, "(rows, cols)")
+    if out is None:
+        if accumulate:
+            raise ValueError("Expected out to be given with accumulate=True. Received: out=None")
+        out = _empty((M, N), dtype)
+    elif not (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (M, N)
+              and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(
+            f"Expected out to be a writeable C-contiguous {dtype.name} array of shape "
+            f"{(M, N)}. Received: "
+            + (f"{out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray)
+               else type(out).__name__))
+    _gemm(a, trans_a, b_arr, trans_b, out, accumulate, _resolve_threads(n_threads))
+    return out
+
+
 # ---- packed weights ------------------------------------------------------------
 
 class PackedWeights:
@@ -454,15 +554,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
 
-    # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM. With
-    # few input features it is fused into the time loop instead: a BLAS call
-    # costs more than that work there (and wakes BLAS threads that then spin
-    # against the engine's own).
+    # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM, on
+    # the engine's threads. With few input features it is fused into the time
+    # loop instead: a separate pass costs more than that work there.
     fused = I <= FUSE_MAX_INPUT
     xproj = None
     if not fused:
         xproj = _empty((B, T, 4 * H), dtype)
-        np.matmul(x.reshape(B * T, I), kernel, out=xproj.reshape(B * T, 4 * H))
+        _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False, nth)
 
     y = _empty((B, T, H) if return_sequences else (B, H), dtype)
     h_T = _empty((B, H), dtype)
@@ -710,19 +809,31 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
     if not retain_cache:
         cache.consumed = True
 
-    # The non-sequential GEMMs over all B*T rows.
+    # The non-sequential GEMMs over all B*T rows, on the engine's threads; the
+    # weight gradients go straight into given C-contiguous arrays.
     dz2 = dz.reshape(B * T, G)
-    dx = np.matmul(dz2, kernel.T).reshape(B, T, I) if need_dx else None  # dx = dz @ kernel.T
-    dk = np.matmul(x.reshape(B * T, I).T, dz2)                # dkernel = x.T @ dz
-    dr = np.matmul(cache.hprev.reshape(B * T, H).T, dz2)      # drecurrent = hprev.T @ dz
-    db = dz2.sum(axis=0) if cache.has_bias else None          # dbias = sum(dz)
-    if dkernel is not None:
-        dkernel += dk
-        dk = dkernel
-    if drecurrent_kernel is not None:
-        drecurrent_kernel += dr
-        dr = drecurrent_kernel
+    dx = None
+    if need_dx:                                                  # dx = dz @ kernel.T
+        dx = _empty((B, T, I), dtype)
+        _gemm(dz2, False, kernel, True, dx.reshape(B * T, I), False, nth)
+    dk = _gemm_into(dkernel, x.reshape(B * T, I), dz2, nth)      # dkernel += x.T @ dz
+    dr = _gemm_into(drecurrent_kernel, cache.hprev.reshape(B * T, H), dz2, nth)
+    db = dz2.sum(axis=0) if cache.has_bias else None             # dbias += sum(dz)
     if dbias is not None:
         dbias += db
         db = dbias
     return LSTMGradients(dx=dx, dh0=dh0, dc0=dc0, dkernel=dk, drecurrent_kernel=dr, dbias=db)
+
+
+cdef object _gemm_into(object grad, object a, object dz2, int nth):
+    """grad += a.T @ dz2 (a new array when grad is None); a temporary only when
+    grad is not C-contiguous."""
+    if grad is not None and grad.flags.c_contiguous:
+        _gemm(a, True, dz2, False, grad, True, nth)
+        return grad
+    out = _empty((a.shape[1], dz2.shape[1]), dz2.dtype)
+    _gemm(a, True, dz2, False, out, False, nth)
+    if grad is None:
+        return out
+    grad += out
+    return grad

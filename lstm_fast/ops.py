@@ -3,8 +3,8 @@
 This is what the layers of the Keras-like API call. Arrays in, arrays out.
 The maths, shapes and options are those of `lstm_fast.reference` (the oracle);
 the work is done by the compiled kernels in `lstm_fast._engine` (C time loops
-fused with the gate nonlinearities and the cell update, NumPy's BLAS for the
-time-batched GEMMs).
+fused with the gate nonlinearities and the cell update, and the engine's own
+GEMM for the time-batched products, on the same threads).
 
 Shapes: B = batch, T = time, I = input features, H = units.
     x (B, T, I), kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,) or None,
@@ -38,6 +38,7 @@ from ._engine import (
     lstm_backward,
     lstm_forward,
     lstm_step,
+    matmul,
     pack_weights,
     set_isa,
     supported_isas,
@@ -50,6 +51,7 @@ __all__ = [
     "lstm_forward",
     "lstm_backward",
     "lstm_step",
+    "matmul",
     "pack_weights",
     "PackedWeights",
     "get_isa",

@@ -22,9 +22,11 @@ SHAPES = [  # (B, T, I, H)
     (5, 3, 2, 129),
     (7, 4, 6, 33),
     (1, 200, 2, 8),
-    # I above ops' FUSE_MAX_INPUT: x @ kernel is a BLAS GEMM before the loop
+    # I above ops' FUSE_MAX_INPUT: x @ kernel is the engine's GEMM before the loop
     (2, 6, 40, 19),
     (7, 3, 33, 64),
+    # B*T and I past the GEMM's packed depth (256) and row block (144)
+    (13, 23, 300, 70),
 ]
 
 OPTIONS = {

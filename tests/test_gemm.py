@@ -1,0 +1,143 @@
+"""The engine's own GEMM (ops.matmul), which runs the layers' time-batched
+products, against float64 NumPy on every ISA path the CPU supports.
+
+The sizes cross every blocking boundary of the C code: register tiles (6 rows,
+2 vectors of columns), the packed depth (256), A's row block (72/144) and B's
+column block (1024/2048), with remainders on each.
+"""
+
+import numpy as np
+import pytest
+
+from lstm_fast import ops
+
+TOL = {np.float32: 2e-6, np.float64: 1e-14}  # relative to sum |a||b| per element
+
+SIZES = [  # (M, N, K)
+    (1, 1, 1),
+    (5, 3, 2),
+    (6, 16, 7),
+    (7, 17, 255),
+    (13, 33, 257),
+    (145, 40, 300),
+    (150, 1024, 256),
+    (2, 2100, 9),
+    (300, 5, 600),
+]
+
+
+@pytest.fixture(params=ops.supported_isas())
+def isa(request):
+    before = ops.get_isa()
+    ops.set_isa(request.param)
+    yield request.param
+    ops.set_isa(before)
+
+
+def _operands(rng, M, N, K, trans_a, trans_b, dtype):
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    a64 = (a.T if trans_a else a).astype(np.float64)
+    b64 = (b.T if trans_b else b).astype(np.float64)
+    return a, b, a64, b64
+
+
+def _check(got, a64, b64, dtype, extra=0.0):
+    want = a64 @ b64 + extra
+    scale = np.abs(a64) @ np.abs(b64) + np.abs(extra) + 1e-30
+    err = np.abs(got.astype(np.float64) - want) / scale
+    assert err.max() <= TOL[dtype], f"max relative error {err.max():.3g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("size", SIZES)
+def test_matches_numpy(isa, dtype, trans, size):
+    rng = np.random.default_rng(hash((size, trans)) % 2**32)
+    M, N, K = size
+    a, b, a64, b64 = _operands(rng, M, N, K, *trans, dtype)
+    got = ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1])
+    assert got.dtype == dtype and got.shape == (M, N) and got.flags.c_contiguous
+    _check(got, a64, b64, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulates_into_out(isa, dtype):
+    rng = np.random.default_rng(1)
+    a, b, a64, b64 = _operands(rng, 40, 70, 300, True, False, dtype)
+    out = rng.standard_normal((40, 70)).astype(dtype)
+    before = out.astype(np.float64)
+    got = ops.matmul(a, b, trans_a=True, out=out, accumulate=True)
+    assert got is out
+    _check(out, a64, b64, dtype, extra=before)
+    # without accumulate, out is overwritten
+    ops.matmul(a, b, trans_a=True, out=out)
+    _check(out, a64, b64, dtype)
+
+
+def test_empty_depth_gives_zeros_or_keeps_out():
+    a = np.empty((3, 0), np.float32)
+    b = np.empty((0, 4), np.float32)
+    np.testing.assert_array_equal(ops.matmul(a, b), np.zeros((3, 4), np.float32))
+    out = np.full((3, 4), 2.5, np.float32)
+    ops.matmul(a, b, out=out, accumulate=True)
+    np.testing.assert_array_equal(out, np.full((3, 4), 2.5, np.float32))
+    assert ops.matmul(np.empty((0, 5)), np.ones((5, 3))).shape == (0, 3)
+    assert ops.matmul(np.ones((2, 5)), np.ones((5, 0))).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3200, 64, 40), (64, 3000, 300), (200, 200, 600)])
+def test_thread_count_does_not_change_results(dtype, shape):
+    rng = np.random.default_rng(2)
+    M, N, K = shape
+    a, b, _, _ = _operands(rng, M, N, K, False, False, dtype)
+    one = ops.matmul(a, b, n_threads=1)
+    for n in (2, 3, 7):
+        np.testing.assert_array_equal(ops.matmul(a, b, n_threads=n), one)
+
+
+def test_non_contiguous_inputs_and_other_dtypes_of_b():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((20, 30))[:, ::2]          # strided view
+    b = rng.standard_normal((15, 9)).astype(np.float32)  # converted to a's dtype
+    got = ops.matmul(a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, a @ b.astype(np.float64), rtol=1e-12, atol=1e-12)
+    ints = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(ops.matmul(np.eye(2), ints), ints.astype(np.float64))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(a=np.ones((2, 3), np.int64)), TypeError, "Expected a to be a NumPy array of float32"),
+    (dict(a=[[1.0]]), TypeError, "Received: list"),
+    (dict(a=np.ones(3)), ValueError, r"Expected a to be 2-D. Received: a.shape=\(3,\)"),
+    (dict(b=np.ones((2, 2, 2))), ValueError, "Expected b to be 2-D"),
+    (dict(b=np.ones((4, 5))), ValueError, r"Expected op\(b\) to have 3 rows"),
+    (dict(b=np.array([["x"] * 5] * 3)), TypeError, "Expected b to have a real numeric dtype"),
+    (dict(out=np.ones((2, 5), np.float32)), ValueError, "float64 array of shape \\(2, 5\\)"),
+    (dict(out=np.ones((5, 2))), ValueError, "Received: float64 array of shape \\(5, 2\\)"),
+    (dict(out=np.ones((2, 10))[:, ::2]), ValueError, "writeable C-contiguous"),
+    (dict(accumulate=True), ValueError, "Expected out to be given with accumulate=True"),
+])
+def test_bad_input_is_a_clear_error(kwargs, error, match):
+    args = dict(a=np.ones((2, 3)), b=np.ones((3, 5)))
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        ops.matmul(args.pop("a"), args.pop("b"), **args)
+
+
+def test_read_only_out_is_refused():
+    out = np.zeros((2, 5))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        ops.matmul(np.ones((2, 3)), np.ones((3, 5)), out=out)
+
+
+def test_nan_propagates_to_its_row_and_column_only():
+    a = np.ones((8, 4), np.float32)
+    b = np.ones((4, 20), np.float32)
+    a[3, 1] = np.nan
+    got = ops.matmul(a, b)
+    assert np.isnan(got[3]).all()
+    assert np.isfinite(np.delete(got, 3, axis=0)).all()
