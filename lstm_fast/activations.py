@@ -4,6 +4,18 @@ Every activation is an `Activation` object: calling it applies the function,
 `backward(dy, x, y)` gives dL/dx from dL/dy (x the input, y the output; some
 gradients are cheaper from y). The module-level names (`relu`, `tanh`, ...) are
 these objects, so `activations.relu(x)` works as in Keras.
+
+The activations: linear, relu, relu6, leaky_relu (slope 0.2), elu, selu,
+sigmoid, hard_sigmoid, tanh, softmax and log_softmax (over the last axis),
+softplus, softsign, exponential, swish (also named silu) and gelu (the exact,
+erf-based form). Layers take them by name: ``Dense(1, activation="sigmoid")``.
+`help()` of each one (e.g. ``help(lstm_fast.activations.relu)``) shows its formula.
+
+Example:
+
+>>> lstm_fast.activations.relu(np.array([-1.0, 0.0, 2.0]))
+array([0., 0., 2.])
+>>> layer = lstm_fast.Dense(4, activation="tanh")
 """
 
 from __future__ import annotations
@@ -17,17 +29,33 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class Activation:
-    """An elementwise (or last-axis, for softmax) function and its gradient.
+    """An activation function together with its gradient, as the layers need it.
+
+    The function is elementwise (softmax and log_softmax work over the last
+    axis). Calling the object applies the function; `backward` turns the
+    gradient of the loss with respect to the output into the gradient with
+    respect to the input. The module-level names (`relu`, `tanh`, ...) are
+    instances of this class.
 
     Args:
         name: the Keras name, e.g. 'relu'.
-        forward: f(x) -> y.
-        backward: g(dy, x, y) -> dx.
+        forward: ``f(x) -> y``, on NumPy arrays.
+        backward: ``g(dy, x, y) -> dx``: the gradient with respect to ``x``
+            from the gradient ``dy`` with respect to ``y = f(x)``.
 
     Example:
 
     >>> act = lstm_fast.activations.get("relu")
-    >>> y = act(x); dx = act.backward(dy, x, y)
+    >>> x = np.array([-1.0, 0.0, 2.0])
+    >>> y = act(x)
+    >>> y
+    array([0., 0., 2.])
+    >>> act.backward(np.ones(3), x, y)
+    array([0., 0., 1.])
+    >>> cube = lstm_fast.activations.Activation(
+    ...     "cube", lambda x: x**3, lambda dy, x, y: dy * 3 * x**2)
+    >>> lstm_fast.Dense(2, activation=cube).activation.name
+    'cube'
     """
 
     def __init__(self, name, forward, backward):
@@ -36,10 +64,33 @@ class Activation:
         self._backward = backward
 
     def __call__(self, x):
+        """Apply the function.
+
+        Args:
+            x: an array (or anything NumPy converts to one).
+
+        Returns:
+            An array of the shape of ``x``.
+        """
         return self._forward(np.asarray(x))
 
     def backward(self, dy, x, y):
-        """dL/dx given dL/dy, the input x and the output y."""
+        """The gradient with respect to the input, from the gradient with respect to the output.
+
+        Args:
+            dy: dL/dy, the shape of ``y``.
+            x: the input the function was applied to.
+            y: the output, ``self(x)`` (some gradients are cheaper from it).
+
+        Returns:
+            dL/dx, the shape of ``x``.
+
+        Example:
+
+        >>> x = np.array([0.0])
+        >>> lstm_fast.activations.sigmoid.backward(np.ones(1), x, lstm_fast.activations.sigmoid(x))
+        array([0.25])
+        """
         return self._backward(dy, x, y)
 
     def __repr__(self):
@@ -150,12 +201,76 @@ globals().update(_REGISTRY)
 silu = _REGISTRY["swish"]
 __all__ += sorted(_REGISTRY) + ["silu"]
 
+# name -> (what it computes, example input, the example's output rounded to 4 places)
+_X = "np.array([-1.0, 0.0, 2.0])"
+_DOCS = {
+    "linear": ("The identity: ``x`` unchanged (no activation).", _X,
+               "array([-1.,  0.,  2.])"),
+    "relu": ("The rectified linear unit: ``max(x, 0)``.", _X, "array([0., 0., 2.])"),
+    "relu6": ("ReLU capped at 6: ``min(max(x, 0), 6)``.", "np.array([-1.0, 3.0, 8.0])",
+              "array([0., 3., 6.])"),
+    "leaky_relu": ("Leaky ReLU: ``x`` for ``x > 0``, else ``0.2 * x``.", _X,
+                   "array([-0.2,  0. ,  2. ])"),
+    "elu": ("The exponential linear unit: ``x`` for ``x > 0``, else ``exp(x) - 1``.", _X,
+            "array([-0.6321,  0.    ,  2.    ])"),
+    "selu": ("The scaled ELU: ``scale * elu_alpha(x)``, with Keras's constants "
+             "(alpha ~ 1.6733, scale ~ 1.0507).", _X, "array([-1.1113,  0.    ,  2.1014])"),
+    "sigmoid": ("The logistic sigmoid: ``1 / (1 + exp(-x))``, in (0, 1).", _X,
+                "array([0.2689, 0.5   , 0.8808])"),
+    "hard_sigmoid": ("A piecewise-linear sigmoid (Keras 3's): ``clip(x / 6 + 0.5, 0, 1)``.",
+                     "np.array([-4.0, 0.0, 1.5, 4.0])", "array([0.  , 0.5 , 0.75, 1.  ])"),
+    "tanh": ("The hyperbolic tangent, in (-1, 1).", _X,
+             "array([-0.7616,  0.    ,  0.964 ])"),
+    "softmax": ("Softmax over the last axis: ``exp(x) / sum(exp(x))``, summing to 1.",
+                "np.array([0.0, np.log(3.0)])", "array([0.25, 0.75])"),
+    "log_softmax": ("The logarithm of softmax over the last axis, computed stably.",
+                    "np.array([0.0, np.log(3.0)])", "array([-1.3863, -0.2877])"),
+    "softplus": ("Softplus: ``log(1 + exp(x))``, a smooth ReLU.", _X,
+                 "array([0.3133, 0.6931, 2.1269])"),
+    "softsign": ("Softsign: ``x / (1 + |x|)``, in (-1, 1).", _X,
+                 "array([-0.5   ,  0.    ,  0.6667])"),
+    "exponential": ("The exponential: ``exp(x)``.", _X, "array([0.3679, 1.    , 7.3891])"),
+    "swish": ("Swish (also named silu): ``x * sigmoid(x)``.", _X,
+              "array([-0.2689,  0.    ,  1.7616])"),
+    "gelu": ("The Gaussian error linear unit, exact form: ``x * Phi(x)`` with Phi the "
+             "standard normal CDF.", _X, "array([-0.1587,  0.    ,  1.9545])"),
+}
 
-def get(identifier):
-    """An `Activation` from a Keras name, an `Activation`, or None (linear).
+
+def _activation_doc(name):
+    summary, example_input, output = _DOCS[name]
+    return f"""{summary}
 
     Args:
-        identifier: e.g. 'relu', 'softmax', None, or `lstm_fast.activations.relu`.
+        x: an array (float32 or float64).
+
+    Returns:
+        An array of the shape and dtype of ``x``.
+
+    Example:
+
+    >>> np.round(lstm_fast.activations.{name}({example_input}), 4)
+    {output}
+    """
+
+
+for _name, _activation in _REGISTRY.items():
+    _activation.__doc__ = _activation_doc(_name)  # shown by inspect.getdoc(relu)
+# doctest does not look at instances: hand it their docstrings
+__test__ = {_name: _activation.__doc__ for _name, _activation in _REGISTRY.items()}
+
+
+def get(identifier):
+    """Get an activation from a Keras name, an `Activation`, or None (linear).
+
+    This is how layers read their ``activation`` argument. A plain Python
+    function is refused (TypeError): lstm_fast needs the gradient too, so
+    wrap it in an `Activation` with its ``backward``.
+
+    Args:
+        identifier: a name such as 'relu', 'softmax' or 'silu', None or ''
+            (linear), an `Activation` (returned as is), or the dict a saved
+            config holds.
 
     Returns:
         An `Activation`.
@@ -164,6 +279,8 @@ def get(identifier):
 
     >>> lstm_fast.activations.get("tanh").name
     'tanh'
+    >>> lstm_fast.activations.get(None)
+    <activation linear>
     """
     if isinstance(identifier, Activation):
         return identifier
@@ -190,22 +307,36 @@ def get(identifier):
 
 
 def serialize(activation):
-    """The name of an activation (what get_config stores).
+    """The name of an activation: what a layer's config stores.
+
+    Args:
+        activation: an `Activation`, a name or None.
+
+    Returns:
+        The canonical name, a string ('silu' gives 'swish', None gives 'linear').
 
     Example:
 
-    >>> serialize("silu")
+    >>> lstm_fast.activations.serialize(lstm_fast.activations.relu)
+    'relu'
+    >>> lstm_fast.activations.serialize("silu")
     'swish'
     """
     return get(activation).name
 
 
 def deserialize(name):
-    """The activation of a name (inverse of `serialize`).
+    """The activation of a name (the inverse of `serialize`).
+
+    Args:
+        name: a name such as 'relu' (anything `get` accepts).
+
+    Returns:
+        An `Activation`.
 
     Example:
 
-    >>> deserialize("relu")(np.array([-1.0, 2.0]))
+    >>> lstm_fast.activations.deserialize("relu")(np.array([-1.0, 2.0]))
     array([0., 2.])
     """
     return get(name)

@@ -44,13 +44,16 @@ MODULES = [
 # "Example:" and, when it takes arguments, "Args:". Extend as modules get there.
 KERAS_STYLE_MODULES = [
     "lstm_fast",
+    "lstm_fast.activations",
     "lstm_fast.callbacks",
     "lstm_fast.demo",
+    "lstm_fast.initializers",
     "lstm_fast.losses",
     "lstm_fast.metrics",
-    "lstm_fast.optimizers",
     "lstm_fast.models",
+    "lstm_fast.optimizers",
     "lstm_fast.reference",
+    "lstm_fast.regularizers",
 ]
 # The layer classes (not the registry helpers of lstm_fast.layers).
 KERAS_STYLE_EXTRA = [
@@ -100,15 +103,17 @@ PUBLIC = _all_public(MODULES, methods=False)
 # Modules whose classes document every public method too. Extend as modules get there.
 METHOD_DOC_MODULES = [
     "lstm_fast",
+    "lstm_fast.activations",
     "lstm_fast.callbacks",
     "lstm_fast.demo",
+    "lstm_fast.initializers",
     "lstm_fast.interop",
     "lstm_fast.layers",
     "lstm_fast.losses",
     "lstm_fast.metrics",
-    "lstm_fast.optimizers",
     "lstm_fast.models",
     "lstm_fast.ops",
+    "lstm_fast.optimizers",
     "lstm_fast.reference",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
@@ -207,9 +212,12 @@ def test_every_module_has_a_docstring():
 # Keras's examples assume ``keras`` and ``np``. Extend as modules get there.
 DOCTEST_MODULES = [
     "lstm_fast",
+    "lstm_fast.activations",
+    "lstm_fast.initializers",
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.optimizers",
+    "lstm_fast.regularizers",
 ]
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
