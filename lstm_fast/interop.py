@@ -14,7 +14,18 @@ order i, o, f, c, B (dirs, 8H) = [Wb, Rb], and X (T, B, I) (layout 0).
 
 Array functions come first (`lstm_weights_from_torch`, `lstm_weights_to_torch`,
 `lstm_weights_to_onnx`, ...), then layer and model helpers (`load_torch_lstm`,
-`export_torch_lstm`, `load_keras_weights`, `export_onnx`).
+`export_torch_lstm`, `load_keras_weights`, `export_onnx`). PyTorch and ONNX are
+optional: only `torch_lstm_from_layer`, `export_onnx` and passing a torch
+module need them; every other function works on NumPy arrays.
+
+Example:
+
+>>> from lstm_fast import interop
+>>> layer = lstm_fast.LSTM(2)
+>>> layer.build((None, None, 3))
+>>> state_dict = interop.export_torch_lstm(layer)      # nn.LSTM's keys, NumPy arrays
+>>> state_dict["weight_ih_l0"].shape                   # (4H, I) = kernel.T
+(8, 3)
 """
 
 from __future__ import annotations
@@ -67,10 +78,28 @@ def _check_lstm_shapes(kernel, recurrent_kernel, bias):
 
 
 def lstm_weights_from_keras(weights):
-    """``(kernel, recurrent_kernel, bias)`` from a Keras LSTM's ``get_weights()`` list.
+    """Split a Keras LSTM's ``get_weights()`` list into ``(kernel, recurrent_kernel, bias)``.
 
-    The layout is the same as lstm_fast's; this checks the shapes (and accepts
-    a list of two arrays for ``use_bias=False``, returning bias None).
+    The layout is the same as lstm_fast's, so no array changes; this checks
+    the shapes.
+
+    Args:
+        weights: ``[kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)]``,
+            or the first two only for a layer with ``use_bias=False``. Arrays
+            or tensors.
+
+    Returns:
+        ``(kernel, recurrent_kernel, bias)`` as NumPy arrays; bias is None
+        when the list has two arrays.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> layer = lstm_fast.LSTM(2)
+    >>> layer.build((None, None, 3))
+    >>> kernel, recurrent_kernel, bias = interop.lstm_weights_from_keras(layer.get_weights())
+    >>> kernel.shape, recurrent_kernel.shape, bias.shape
+    ((3, 8), (2, 8), (8,))
     """
     weights = [_to_numpy(w, "weights") for w in weights]
     if len(weights) not in (2, 3):
@@ -85,7 +114,23 @@ def lstm_weights_from_keras(weights):
 
 
 def lstm_weights_to_keras(kernel, recurrent_kernel, bias=None):
-    """The ``get_weights()`` list of a Keras LSTM: ``[kernel, recurrent_kernel, bias]``."""
+    """The list a Keras LSTM takes in ``set_weights``: ``[kernel, recurrent_kernel, bias]``.
+
+    Args:
+        kernel: (I, 4H), gate blocks i, f, c, o.
+        recurrent_kernel: (H, 4H).
+        bias: (4H,), or None for a layer without bias.
+
+    Returns:
+        A list of copies of the arrays (two when ``bias`` is None).
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> weights = interop.lstm_weights_to_keras(np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8))
+    >>> [w.shape for w in weights]
+    [(3, 8), (2, 8), (8,)]
+    """
     kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
     bias = None if bias is None else _to_numpy(bias, "bias")
     _check_lstm_shapes(kernel, recurrent_kernel, bias)
@@ -102,6 +147,19 @@ def load_keras_weights(model, weights):
     Args:
         model: a built lstm_fast model (or layer) of the same architecture.
         weights: list of arrays, e.g. ``keras_model.get_weights()``.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(2, input_shape=(4, 3)), lstm_fast.Dense(1)])
+    >>> weights = [np.full(w.shape, 0.1, "float32") for w in model.get_weights()]
+    >>> interop.load_keras_weights(model, weights)   # e.g. keras_model.get_weights()
+    >>> bool(np.all(model.get_weights()[0] == np.float32(0.1)))
+    True
+
+    With Keras installed, ``interop.load_keras_weights(model,
+    keras_model.get_weights())`` copies a trained Keras model of the same
+    layers.
     """
     weights = [_to_numpy(w, "weights") for w in weights]
     current = model.get_weights()
@@ -134,6 +192,17 @@ def lstm_weights_from_torch(state_dict, layer=0, reverse=False, dtype=None):
     Returns:
         kernel (I, 4H) = weight_ih.T, recurrent_kernel (H, 4H) = weight_hh.T,
         bias (4H,) = bias_ih + bias_hh (None when the LSTM has no bias).
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> state_dict = {"weight_ih_l0": np.zeros((8, 3)), "weight_hh_l0": np.zeros((8, 2)),
+    ...               "bias_ih_l0": np.ones(8), "bias_hh_l0": np.ones(8)}
+    >>> kernel, recurrent_kernel, bias = interop.lstm_weights_from_torch(state_dict)
+    >>> kernel.shape, recurrent_kernel.shape, bias[:2]
+    ((3, 8), (2, 8), array([2., 2.]))
+
+    With PyTorch, pass ``torch_lstm.state_dict()`` (tensors are converted).
     """
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")
     keys = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
@@ -163,14 +232,24 @@ def lstm_weights_to_torch(kernel, recurrent_kernel, bias=None, layer=0, reverse=
     """An ``nn.LSTM`` state dict (one layer, one direction) from Keras-layout weights.
 
     Args:
-        kernel, recurrent_kernel, bias: Keras layout (bias may be None).
-        layer, reverse: the key suffix (``_l{layer}``, ``_reverse``).
+        kernel: (I, 4H), Keras layout.
+        recurrent_kernel: (H, 4H).
+        bias: (4H,), or None.
+        layer: the stacked-layer index in the keys (``_l{layer}``).
+        reverse: name the keys of the reverse direction (``_reverse``).
         torch: the ``torch`` module to get tensors (default: NumPy arrays).
 
     Returns:
         dict with ``weight_ih_l{k}`` = kernel.T, ``weight_hh_l{k}`` =
         recurrent_kernel.T, and (with a bias) ``bias_ih_l{k}`` = bias,
         ``bias_hh_l{k}`` = zeros.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> state_dict = interop.lstm_weights_to_torch(np.zeros((3, 8)), np.zeros((2, 8)), np.ones(8))
+    >>> {key: value.shape for key, value in state_dict.items()}
+    {'weight_ih_l0': (8, 3), 'weight_hh_l0': (8, 2), 'bias_ih_l0': (8,), 'bias_hh_l0': (8,)}
     """
     kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
     bias = None if bias is None else _to_numpy(bias, "bias")
@@ -209,6 +288,21 @@ def load_torch_lstm(model_layer, torch_lstm, layer=0):
             bidirectional ``nn.LSTM``); built on the torch input size if needed.
         torch_lstm: an ``nn.LSTM`` module, or its state dict.
         layer: which of the stacked torch layers to copy.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> source = lstm_fast.LSTM(2)
+    >>> source.build((None, None, 3))
+    >>> state_dict = interop.export_torch_lstm(source)    # stands in for torch_lstm.state_dict()
+    >>> layer = lstm_fast.LSTM(2)
+    >>> interop.load_torch_lstm(layer, state_dict)
+    >>> np.array_equal(layer.kernel, source.kernel)
+    True
+
+    With PyTorch, ``interop.load_torch_lstm(layer, torch.nn.LSTM(3, 2,
+    batch_first=True))`` copies the module's weights; the layer then gives
+    the module's outputs (torch's ``h_n`` is the layer's final state).
     """
     state = torch_lstm.state_dict() if hasattr(torch_lstm, "state_dict") else torch_lstm
     if getattr(torch_lstm, "proj_size", 0):
@@ -251,6 +345,18 @@ def export_torch_lstm(model_layer, torch_lstm=None, layer=0):
 
     Returns:
         The state dict (NumPy arrays; torch tensors when ``torch_lstm`` is given).
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> layer = lstm_fast.Bidirectional(lstm_fast.LSTM(2))
+    >>> layer.build((None, None, 3))
+    >>> sorted(interop.export_torch_lstm(layer))
+    ['bias_hh_l0', 'bias_hh_l0_reverse', 'bias_ih_l0', 'bias_ih_l0_reverse',
+     'weight_hh_l0', 'weight_hh_l0_reverse', 'weight_ih_l0', 'weight_ih_l0_reverse']
+
+    With PyTorch, ``interop.export_torch_lstm(layer, torch_lstm)`` loads the
+    weights into an existing ``nn.LSTM(3, 2, bidirectional=True)``.
     """
     out = {}
     for lstm, reverse in _lstm_layers(model_layer):
@@ -291,6 +397,15 @@ def torch_lstm_from_layer(model_layer, batch_first=True):
 
     Returns:
         An ``nn.LSTM`` (float32 or float64 like the layer) giving the same outputs.
+
+    Example:
+
+    It needs PyTorch, so this one is shown without doctest prompts::
+
+        layer = model.layers[0]                      # a trained lstm_fast LSTM
+        torch_lstm = interop.torch_lstm_from_layer(layer)
+        y, (h, c) = torch_lstm(torch.from_numpy(x))  # x: (B, T, I) float32
+        # y.detach().numpy() equals LSTM(..., return_sequences=True) on x
     """
     import torch
 
@@ -314,6 +429,19 @@ def export_keras_weights(model):
 
     lstm_fast uses Keras's layouts and order: this is ``model.get_weights()``
     (copies), e.g. ``keras_model.set_weights(export_keras_weights(model))``.
+
+    Args:
+        model: a built lstm_fast model (or layer).
+
+    Returns:
+        A list of NumPy arrays (copies).
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(2, input_shape=(4, 3)), lstm_fast.Dense(1)])
+    >>> [w.shape for w in interop.export_keras_weights(model)]
+    [(3, 8), (2, 8), (8,), (2, 1), (1,)]
     """
     return [np.array(w, copy=True) for w in model.get_weights()]
 
@@ -330,7 +458,27 @@ def _reorder_gates(array, H, axis):
 
 
 def lstm_weights_to_onnx(kernel, recurrent_kernel, bias=None):
-    """ONNX LSTM inputs W (1, 4H, I), R (1, 4H, H), B (1, 8H) from Keras-layout weights."""
+    """The inputs W, R, B of the ONNX ``LSTM`` operator from Keras-layout weights.
+
+    The gate blocks are reordered from i, f, c, o to ONNX's i, o, f, c, and
+    the matrices transposed.
+
+    Args:
+        kernel: (I, 4H).
+        recurrent_kernel: (H, 4H).
+        bias: (4H,), or None (zeros).
+
+    Returns:
+        ``(W, R, B)``: W (1, 4H, I), R (1, 4H, H), and B (1, 8H) with the
+        whole bias in its first half and zeros in the second.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> W, R, B = interop.lstm_weights_to_onnx(np.zeros((3, 8)), np.zeros((2, 8)), np.zeros(8))
+    >>> W.shape, R.shape, B.shape
+    ((1, 8, 3), (1, 8, 2), (1, 16))
+    """
     kernel, recurrent_kernel = _to_numpy(kernel, "kernel"), _to_numpy(recurrent_kernel, "rk")
     bias = None if bias is None else _to_numpy(bias, "bias")
     H = _check_lstm_shapes(kernel, recurrent_kernel, bias)
@@ -342,7 +490,29 @@ def lstm_weights_to_onnx(kernel, recurrent_kernel, bias=None):
 
 
 def lstm_weights_from_onnx(W, R, B=None, direction=0):
-    """Keras-layout ``(kernel, recurrent_kernel, bias)`` from ONNX LSTM inputs W, R, B."""
+    """Keras-layout ``(kernel, recurrent_kernel, bias)`` from the ONNX ``LSTM`` inputs W, R, B.
+
+    The inverse of `lstm_weights_to_onnx` (the two halves of B are added).
+
+    Args:
+        W: (dirs, 4H, I), gate order i, o, f, c.
+        R: (dirs, 4H, H).
+        B: (dirs, 8H), or None.
+        direction: which direction to take (0 forward, 1 reverse).
+
+    Returns:
+        ``(kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,) or None)``.
+
+    Example:
+
+    >>> from lstm_fast import interop
+    >>> layer = lstm_fast.LSTM(2)
+    >>> layer.build((None, None, 3))
+    >>> W, R, B = interop.lstm_weights_to_onnx(layer.kernel, layer.recurrent_kernel, layer.bias)
+    >>> kernel, recurrent_kernel, bias = interop.lstm_weights_from_onnx(W, R, B)
+    >>> np.array_equal(kernel, layer.kernel), np.array_equal(bias, layer.bias)
+    (True, True)
+    """
     W, R = _to_numpy(W, "W")[direction], _to_numpy(R, "R")[direction]
     H = R.shape[1]
     inverse = np.argsort(_ONNX_ORDER)
@@ -388,6 +558,16 @@ def export_onnx(model, path, opset=17):
 
     Returns:
         The ``onnx.ModelProto``.
+
+    Example:
+
+    It needs the ``onnx`` package (and ``onnxruntime`` to run the file), so
+    this one is shown without doctest prompts::
+
+        interop.export_onnx(model, "model.onnx")
+        import onnxruntime
+        session = onnxruntime.InferenceSession("model.onnx")
+        (y,) = session.run(None, {"input": x.astype("float32")})   # ~ model.predict(x)
     """
     try:
         import onnx

@@ -16,11 +16,18 @@ file under the target name. Truncated, corrupted, empty or foreign files, and
 files of another format version, raise ValueError naming the path and what
 was expected.
 
-Usage:
+Example:
 
-    save_model(model, "model.keras")        # or model.save("model.keras")
-    model = load_model("model.keras")
-    save_weights(model, "w.weights.h5"); load_weights(model, "w.weights.h5")
+>>> from lstm_fast import saving
+>>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+>>> model.compile(optimizer="adam", loss="mse")
+>>> saving.save_model(model, "model.keras")             # or model.save("model.keras")
+>>> restored = saving.load_model("model.keras")         # or lstm_fast.load_model(...)
+>>> saving.save_weights(model, "model.weights.h5")      # or model.save_weights(...)
+>>> saving.load_weights(restored, "model.weights.h5")
+
+The ``.keras`` and ``.weights.h5`` names are customary only: the files are this
+module's zip containers, not Keras's formats.
 """
 
 from __future__ import annotations
@@ -353,7 +360,21 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
         include_optimizer: also save the compile arguments and the optimizer state.
 
     The file is a versioned zip container read back by `load_model`; loading it
-    executes no code. The write is atomic.
+    executes no code. The write is atomic. A loss or learning rate that is a
+    plain Python function cannot be stored: the file then keeps the
+    architecture and weights (with a warning) and loads uncompiled. A metric
+    that is a plain function is left out, with a warning.
+
+    Example:
+
+    >>> from lstm_fast import saving
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> saving.save_model(model, "model.keras")
+    >>> saving.save_model(model, "model.keras", overwrite=False)
+    Traceback (most recent call last):
+    ...
+    FileExistsError: The file 'model.keras' exists and overwrite=False.
     """
     from . import optimizers
 
@@ -418,6 +439,19 @@ def load_model(filepath, custom_objects=None, compile=True):
     Raises:
         ValueError: the file is truncated, corrupted, empty, of another format
             or of another format version.
+
+    Example:
+
+    >>> from lstm_fast import saving
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> model.save("model.keras")
+    >>> restored = saving.load_model("model.keras")
+    >>> x = np.ones((2, 5, 3), dtype="float32")
+    >>> np.array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    True
+    >>> restored.optimizer
+    <Adam name='adam' learning_rate=0.001>
     """
     with _Reader(filepath, MODEL_FORMAT) as reader:
         header = reader.header
@@ -497,6 +531,12 @@ def save_weights(model, filepath, overwrite=True):
         model: a built model (or layer).
         filepath: destination path.
         overwrite: if False and the file exists, raise FileExistsError.
+
+    Example:
+
+    >>> from lstm_fast import saving
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> saving.save_weights(model, "model.weights.h5")
     """
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
@@ -518,6 +558,18 @@ def load_weights(model, filepath):
     Args:
         model: a model with the same architecture.
         filepath: path of the file.
+
+    Example:
+
+    >>> from lstm_fast import saving
+    >>> def make_model():
+    ...     return lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)),
+    ...                                  lstm_fast.Dense(1)])
+    >>> model, copy = make_model(), make_model()
+    >>> saving.save_weights(model, "model.weights.h5")
+    >>> saving.load_weights(copy, "model.weights.h5")
+    >>> all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), model.get_weights()))
+    True
     """
     with _Reader(filepath, (WEIGHTS_FORMAT, MODEL_FORMAT)) as reader:
         weights = _read_weights(reader)

@@ -48,12 +48,14 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.callbacks",
     "lstm_fast.demo",
     "lstm_fast.initializers",
+    "lstm_fast.interop",
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.models",
     "lstm_fast.optimizers",
     "lstm_fast.reference",
     "lstm_fast.regularizers",
+    "lstm_fast.saving",
 ]
 # The layer classes (not the registry helpers of lstm_fast.layers).
 KERAS_STYLE_EXTRA = [
@@ -214,10 +216,12 @@ DOCTEST_MODULES = [
     "lstm_fast",
     "lstm_fast.activations",
     "lstm_fast.initializers",
+    "lstm_fast.interop",
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.optimizers",
     "lstm_fast.regularizers",
+    "lstm_fast.saving",
 ]
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
