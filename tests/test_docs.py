@@ -49,6 +49,7 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.demo",
     "lstm_fast.initializers",
     "lstm_fast.interop",
+    "lstm_fast.layers",
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.models",
@@ -57,23 +58,6 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.regularizers",
     "lstm_fast.saving",
 ]
-# The layer classes (not the registry helpers of lstm_fast.layers).
-KERAS_STYLE_EXTRA = [
-    "lstm_fast.layers." + name
-    for name in (
-        "Layer",
-        "LSTM",
-        "Dense",
-        "Dropout",
-        "Embedding",
-        "Masking",
-        "Bidirectional",
-        "Input",
-        "InputLayer",
-    )
-]
-
-
 def _public_objects(module_name):
     module = importlib.import_module(module_name)
     assert hasattr(module, "__all__"), f"{module_name} has no __all__"
@@ -160,7 +144,7 @@ def _keras_style_names():
         for qualname, obj in _public_objects(module_name):
             if not inspect.ismodule(obj):
                 names.append(qualname)
-    return sorted(set(names) | set(KERAS_STYLE_EXTRA))
+    return sorted(set(names))
 
 
 def _resolve(qualname):
@@ -217,6 +201,15 @@ DOCTEST_MODULES = [
     "lstm_fast.activations",
     "lstm_fast.initializers",
     "lstm_fast.interop",
+    "lstm_fast.layers",
+    "lstm_fast.layers.base",
+    "lstm_fast.layers.bidirectional",
+    "lstm_fast.layers.dense",
+    "lstm_fast.layers.dropout",
+    "lstm_fast.layers.embedding",
+    "lstm_fast.layers.input",
+    "lstm_fast.layers.lstm",
+    "lstm_fast.layers.masking",
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.optimizers",

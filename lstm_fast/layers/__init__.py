@@ -42,9 +42,18 @@ _CLASSES = {
 def get_layer_class(class_name, custom_objects=None):
     """The layer class of a name ('LSTM', 'Dense', ...), or of `custom_objects`.
 
+    Args:
+        class_name: the class name, as in a saved config ('LSTM', 'Dense',
+            'Dropout', 'Embedding', 'Masking', 'Bidirectional', 'InputLayer').
+        custom_objects: optional ``{class_name: class}`` for layers of your
+            own; they take precedence over the built-in ones.
+
+    Returns:
+        The layer class.
+
     Example:
 
-    >>> get_layer_class("LSTM")
+    >>> lstm_fast.layers.get_layer_class("LSTM")
     <class 'lstm_fast.layers.lstm.LSTM'>
     """
     if custom_objects and class_name in custom_objects:
@@ -58,12 +67,22 @@ def get_layer_class(class_name, custom_objects=None):
 
 
 def serialize(layer):
-    """{'class_name': ..., 'config': layer.get_config()} of a layer.
+    """Describe a layer as a JSON-serializable dict: its class name and its config.
+
+    The weights are not included (see ``get_weights``).
+
+    Args:
+        layer: an lstm_fast `Layer`.
+
+    Returns:
+        ``{'class_name': ..., 'config': layer.get_config()}``, which
+        `deserialize` turns back into an equal (new, unbuilt) layer.
 
     Example:
 
-    >>> serialize(Dense(3))["class_name"]
-    'Dense'
+    >>> config = lstm_fast.layers.serialize(lstm_fast.Dense(3, activation="relu"))
+    >>> config["class_name"], config["config"]["units"], config["config"]["activation"]
+    ('Dense', 3, 'relu')
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"Expected an lstm_fast Layer. Received: layer={layer!r}")
@@ -74,15 +93,17 @@ def deserialize(config, custom_objects=None):
     """A new (unbuilt) layer from `serialize`'s dict.
 
     Args:
-        config: {'class_name': ..., 'config': {...}}.
-        custom_objects: optional {class_name: class} for user layers.
+        config: ``{'class_name': ..., 'config': {...}}``, as `serialize` returns it.
+        custom_objects: optional ``{class_name: class}`` for layers of your own.
 
     Returns:
         A Layer.
 
     Example:
 
-    >>> deserialize({"class_name": "Dense", "config": {"units": 3}})
+    >>> layer = lstm_fast.layers.deserialize({"class_name": "Dense", "config": {"units": 3}})
+    >>> type(layer).__name__, layer.units, layer.built
+    ('Dense', 3, False)
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(

@@ -197,9 +197,19 @@ class Bidirectional(Layer):
         Each inner dict is `LSTM.gate_activations` of that direction ('i', 'f',
         'g', 'o', 'c', 'h', each (B, T, H), indexed by original time).
 
+        Args:
+            inputs: (B, T, I) array.
+            mask: optional right-padded boolean (B, T).
+
+        Returns:
+            ``{'forward': gates, 'backward': gates}``.
+
         Example:
 
+        >>> x = np.random.rand(2, 20, 10).astype("float32")
+        >>> bi = Bidirectional(LSTM(4, return_sequences=True))
         >>> bi.gate_activations(x)["backward"]["f"].shape
+        (2, 20, 4)
         """
         x = self._convert_input(inputs)
         self._maybe_build(x.shape)

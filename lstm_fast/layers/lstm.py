@@ -20,7 +20,25 @@ def mask_to_lengths(mask, B, T, arg_name="mask"):
     """Per-sample lengths (B,) of a right-padded boolean mask (B, T), or None if all True.
 
     The engine carries the state over masked steps given per-sample lengths;
-    a mask with a hole or a left padding cannot be expressed that way.
+    a mask with a hole or a left padding cannot be expressed that way and
+    raises ValueError.
+
+    Args:
+        mask: boolean array (B, T), True for the real steps; or None.
+        B: the batch size the mask must have.
+        T: the number of steps the mask must have.
+        arg_name: the name used in error messages.
+
+    Returns:
+        An int64 array (B,) of lengths, or None when no step is masked.
+
+    Example:
+
+    >>> from lstm_fast.layers.lstm import mask_to_lengths
+    >>> mask_to_lengths(np.array([[True, True, False], [True, True, True]]), 2, 3)
+    array([2, 3])
+    >>> mask_to_lengths(np.ones((2, 3), dtype=bool), 2, 3) is None
+    True
     """
     if mask is None:
         return None
@@ -60,7 +78,9 @@ class LSTM(Layer):
         unit_forget_bias: set the forget-gate block of the bias to exactly 1.0
             at initialization (default True).
         kernel_regularizer, recurrent_regularizer, bias_regularizer: optional
-            penalties added to the loss.
+            penalties added to the loss (see `lstm_fast.regularizers`).
+        activity_regularizer, kernel_constraint, recurrent_constraint,
+            bias_constraint: must be None (not supported yet).
         dropout: fraction of the input features dropped during training (one
             mask per sample, the same for every step, as Keras).
         recurrent_dropout: must be 0 (not supported by the engine).
@@ -83,11 +103,17 @@ class LSTM(Layer):
 
     Example:
 
+    >>> x = np.random.rand(32, 20, 10).astype("float32")   # (batch, time, features)
     >>> lstm = LSTM(50, return_sequences=True)
-    >>> y = lstm(np.random.rand(32, 20, 10).astype("float32"))
+    >>> y = lstm(x)
     >>> y.shape
     (32, 20, 50)
     >>> gates = lstm.gate_activations(x)   # {'i','f','g','o','c','h'}, each (B, T, H)
+    >>> gates["f"].shape
+    (32, 20, 50)
+    >>> output, h, c = LSTM(8, return_state=True)(x)
+    >>> output.shape, h.shape, c.shape
+    ((32, 8), (32, 8), (32, 8))
     """
 
     supports_masking = True
@@ -350,8 +376,12 @@ class LSTM(Layer):
 
         Example:
 
-        >>> g = model.layers[0].gate_activations(x[:1])
-        >>> g["f"].mean()   # how much the layer remembers
+        >>> x = np.random.rand(4, 20, 10).astype("float32")
+        >>> lstm = LSTM(16)
+        >>> g = lstm.gate_activations(x)
+        >>> sorted(g), g["f"].shape
+        (['c', 'f', 'g', 'h', 'i', 'o'], (4, 20, 16))
+        >>> forget = g["f"].mean(axis=(0, 2))   # per step: how much the layer keeps of c
         """
         x = self._convert_input(inputs)
         self._maybe_build(x.shape)
