@@ -6,6 +6,14 @@ on_test_begin/end, on_test_batch_begin/end, on_predict_begin/end,
 on_predict_batch_begin/end. `self.model` is the model, `self.params` holds
 {'verbose', 'epochs', 'steps'}. Setting `self.model.stop_training = True`
 stops `fit` after the current batch.
+
+Example:
+
+>>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+>>> model.compile(optimizer="adam", loss="mse")
+>>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+>>> stop = lstm_fast.callbacks.EarlyStopping(monitor="loss", patience=3)
+>>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[stop])
 """
 
 from __future__ import annotations
@@ -40,10 +48,15 @@ class Callback:
 
     Example:
 
-    >>> class PrintLoss(Callback):
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> class PrintKeys(lstm_fast.callbacks.Callback):
     ...     def on_epoch_end(self, epoch, logs=None):
-    ...         print(epoch, logs["loss"])
-    >>> model.fit(x, y, callbacks=[PrintLoss()])
+    ...         print(epoch, sorted(logs))
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[PrintKeys()])
+    0 ['loss']
+    1 ['loss']
     """
 
     def __init__(self):
@@ -159,8 +172,11 @@ class CallbackList:
 
     Example:
 
-    >>> cbks = CallbackList([History()], model=model, params={"epochs": 1})
+    >>> history = lstm_fast.callbacks.History()
+    >>> cbks = lstm_fast.callbacks.CallbackList([history], params={"epochs": 1})
     >>> cbks.on_epoch_end(0, {"loss": 0.1})
+    >>> history.history
+    {'loss': [0.1]}
     """
 
     def __init__(self, callbacks=None, model=None, params=None):
@@ -200,8 +216,12 @@ class History(Callback):
 
     Example:
 
-    >>> h = model.fit(x, y, epochs=3, validation_split=0.2)
-    >>> h.history["val_loss"]
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> history = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0)
+    >>> sorted(history.history), len(history.history["val_loss"])
+    (['loss', 'val_loss'], 3)
     """
 
     def __init__(self):
@@ -259,9 +279,10 @@ class Progbar:
 
     Example:
 
-    >>> bar = Progbar(100)
+    >>> bar = lstm_fast.callbacks.Progbar(100)
     >>> for i in range(100):
     ...     bar.update(i + 1, {"loss": 0.5})
+    100/100 [==============================] - ... - loss: 0.5000
     """
 
     def __init__(self, target, width=30, verbose=1, interval=0.05, stream=None, unit_name="step"):
@@ -305,7 +326,14 @@ class Progbar:
         return f"{head}{bar}{timing}{metrics}"
 
     def update(self, current, values=None, finalize=None):
-        """Show progress `current` with the metrics `values` (a dict)."""
+        """Show progress `current` with the metrics `values` (a dict).
+
+        Args:
+            current: the number of steps done.
+            values: optional dict of metric values to show after the bar.
+            finalize: print the final line (default: when ``current``
+                reaches ``target``).
+        """
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         if not self.verbose:
@@ -338,7 +366,15 @@ class ProgbarLogger(Callback):
 
     Example:
 
-    >>> model.fit(x, y, verbose=0, callbacks=[ProgbarLogger(verbose=1)])  # bar, quiet fit
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> logger = lstm_fast.callbacks.ProgbarLogger(verbose=2)   # one line per epoch
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[logger])
+    Epoch 1/2
+    1/1 - ... - loss: ...
+    Epoch 2/2
+    1/1 - ... - loss: ...
     """
 
     def __init__(self, verbose=None, stream=None):
@@ -442,8 +478,21 @@ class EarlyStopping(Callback):
 
     Example:
 
-    >>> stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-    >>> model.fit(x, y, validation_split=0.2, epochs=100, callbacks=[stop])
+    The usual setting watches the validation loss and keeps the best weights:
+
+    >>> stop = lstm_fast.callbacks.EarlyStopping(
+    ...     monitor="val_loss", patience=3, restore_best_weights=True)
+
+    Here the learning rate is 0, so the loss cannot improve and training
+    stops after the first epoch and ``patience`` more:
+
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer=lstm_fast.optimizers.SGD(learning_rate=0.0), loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> stop = lstm_fast.callbacks.EarlyStopping(monitor="loss", patience=2, min_delta=0.01)
+    >>> history = model.fit(x, y, epochs=100, verbose=0, callbacks=[stop])
+    >>> len(history.history["loss"])
+    3
     """
 
     def __init__(
@@ -535,7 +584,13 @@ class ModelCheckpoint(Callback):
 
     Example:
 
-    >>> ckpt = ModelCheckpoint("best.lf", save_best_only=True)
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> ckpt = lstm_fast.callbacks.ModelCheckpoint("best.keras", monitor="loss",
+    ...                                           save_best_only=True)
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[ckpt])
+    >>> best = lstm_fast.load_model("best.keras")
     """
 
     def __init__(
@@ -639,7 +694,18 @@ class ReduceLROnPlateau(Callback):
 
     Example:
 
-    >>> model.fit(x, y, validation_split=0.2, callbacks=[ReduceLROnPlateau(patience=2)])
+    Here the learning rate is too small for the loss to improve by
+    ``min_delta`` (1e-4), so after ``patience`` epochs it is divided by ten,
+    at every epoch (``cooldown`` is 0). The logs record the rate each epoch
+    ran with:
+
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer=lstm_fast.optimizers.SGD(1e-6), loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> reduce = lstm_fast.callbacks.ReduceLROnPlateau(monitor="loss", patience=1)
+    >>> history = model.fit(x, y, epochs=3, verbose=0, callbacks=[reduce])
+    >>> history.history["learning_rate"], model.optimizer.learning_rate
+    ([1e-06, 1e-06, 1e-07], 1e-08)
     """
 
     def __init__(
@@ -725,7 +791,13 @@ class LearningRateScheduler(Callback):
 
     Example:
 
-    >>> LearningRateScheduler(lambda epoch, lr: lr if epoch < 10 else lr * 0.9)
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> halve = lstm_fast.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01 * 0.5**epoch)
+    >>> history = model.fit(x, y, epochs=3, verbose=0, callbacks=[halve])
+    >>> history.history["learning_rate"]
+    [0.01, 0.005, 0.0025]
     """
 
     def __init__(self, schedule, verbose=0):
@@ -758,7 +830,19 @@ class TerminateOnNaN(Callback):
 
     Example:
 
-    >>> model.fit(x, y, callbacks=[TerminateOnNaN()])
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> history = model.fit(x, y, verbose=0, callbacks=[lstm_fast.callbacks.TerminateOnNaN()])
+
+    What it does when a batch ends with a NaN loss:
+
+    >>> stop = lstm_fast.callbacks.TerminateOnNaN()
+    >>> stop.set_model(model)
+    >>> stop.on_batch_end(0, {"loss": float("nan")})
+    Batch 0: Invalid loss, terminating training
+    >>> model.stop_training
+    True
     """
 
     def on_batch_end(self, batch, logs=None):
@@ -778,7 +862,16 @@ class CSVLogger(Callback):
 
     Example:
 
-    >>> model.fit(x, y, epochs=5, callbacks=[CSVLogger("training.csv")])
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> csv_logger = lstm_fast.callbacks.CSVLogger("training.csv")
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[csv_logger])
+    >>> with open("training.csv") as f:
+    ...     print(f.read())
+    epoch,loss
+    0,...
+    1,...
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -829,7 +922,14 @@ class LambdaCallback(Callback):
 
     Example:
 
-    >>> LambdaCallback(on_epoch_end=lambda epoch, logs: print(logs["loss"]))
+    >>> model = lstm_fast.Sequential([lstm_fast.LSTM(4, input_shape=(5, 3)), lstm_fast.Dense(1)])
+    >>> model.compile(optimizer="adam", loss="mse")
+    >>> x, y = np.random.rand(32, 5, 3), np.random.rand(32, 1)
+    >>> done = lstm_fast.callbacks.LambdaCallback(
+    ...     on_epoch_end=lambda epoch, logs: print(f"epoch {epoch} done"))
+    >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[done])
+    epoch 0 done
+    epoch 1 done
     """
 
     def __init__(self, **hooks):

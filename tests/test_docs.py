@@ -57,6 +57,7 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.reference",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
+    "lstm_fast.utils",
 ]
 def _public_objects(module_name):
     module = importlib.import_module(module_name)
@@ -199,6 +200,7 @@ def test_every_module_has_a_docstring():
 DOCTEST_MODULES = [
     "lstm_fast",
     "lstm_fast.activations",
+    "lstm_fast.callbacks",
     "lstm_fast.initializers",
     "lstm_fast.interop",
     "lstm_fast.layers",
@@ -215,6 +217,7 @@ DOCTEST_MODULES = [
     "lstm_fast.optimizers",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
+    "lstm_fast.utils",
 ]
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
