@@ -91,6 +91,8 @@ def make_windows(co2_ppm, month, window=WINDOW, scale=None):
 
     Example:
 
+    >>> from lstm_fast.demo import load_co2, make_windows
+    >>> co2 = load_co2()
     >>> x, y, idx, scale = make_windows(co2["co2_ppm"], co2["month"], window=24)
     >>> x.shape
     (502, 24, 3)
@@ -125,6 +127,7 @@ def naive_forecasts(co2_ppm, target_index):
 
     Example:
 
+    >>> from lstm_fast.demo import load_co2, naive_forecasts
     >>> co2 = load_co2()
     >>> naive_forecasts(co2["co2_ppm"], [24, 25])["last value"]
     array([316.98, 317.57])
@@ -209,9 +212,13 @@ def run_demo(epochs=30, units=32, out_dir="lstm_fast_demo", seed=0, quiet=False,
 
     Example:
 
-    >>> result = run_demo(epochs=5, out_dir="/tmp/demo", quiet=True)
-    >>> result["rmse"]["LSTM"] < result["rmse"]["last value"]
-    True
+    Training takes a while, so doctest skips this example (tests/test_demo.py
+    runs the demo):
+
+    >>> from lstm_fast.demo import run_demo
+    >>> result = run_demo(epochs=5, out_dir="demo_output", quiet=True)  # doctest: +SKIP
+    >>> sorted(result["rmse"])[:2]  # doctest: +SKIP
+    ['LSTM', 'last value']
     """
     import lstm_fast as lf
 

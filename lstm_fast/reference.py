@@ -71,8 +71,14 @@ class LSTMCache:
 
     Example:
 
+    >>> from lstm_fast.reference import lstm_forward
+    >>> H = 4
+    >>> x = np.ones((2, 5, 3))
+    >>> kernel, recurrent_kernel = np.full((3, 4 * H), 0.1), np.full((H, 4 * H), 0.1)
     >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
-    >>> cache.gates[..., H:2 * H].mean()   # the mean forget gate
+    >>> forget = cache.gates[..., H:2 * H]   # the forget gate of every step
+    >>> forget.shape, bool(np.all((0 < forget) & (forget < 1)))
+    ((2, 5, 4), True)
     """
 
     x: np.ndarray
@@ -104,8 +110,13 @@ class LSTMGradients:
 
     Example:
 
-    >>> grads = lstm_backward(cache, dy=np.ones_like(y))
-    >>> dx, dh0, dc0, dkernel, drecurrent_kernel, dbias = grads
+    >>> from lstm_fast.reference import lstm_backward, lstm_forward
+    >>> x = np.ones((2, 5, 3))
+    >>> kernel, recurrent_kernel = np.full((3, 16), 0.1), np.full((4, 16), 0.1)
+    >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
+    >>> dx, dh0, dc0, dkernel, drecurrent_kernel, dbias = lstm_backward(cache, np.ones_like(y))
+    >>> dx.shape, dkernel.shape, dbias is None    # lstm_forward was given no bias
+    ((2, 5, 3), (3, 16), True)
     """
 
     dx: np.ndarray  # (B, T, I)
@@ -249,6 +260,9 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None):
 
     Example:
 
+    >>> from lstm_fast.reference import lstm_backward, lstm_forward
+    >>> x = np.ones((2, 5, 3))
+    >>> kernel, recurrent_kernel = np.full((3, 16), 0.1), np.full((4, 16), 0.1)
     >>> y, h, c, cache = lstm_forward(x, kernel, recurrent_kernel, training=True)
     >>> grads = lstm_backward(cache, dy=np.ones_like(y))   # the gradients of y.sum()
     >>> grads.dkernel.shape

@@ -74,10 +74,19 @@ class Stream:
         batch_size: number of independent streams advanced together.
 
     Example:
-        >>> stream = model.stream()
-        >>> y_0 = stream.step(x[:, 0])     # (1, output features)
-        >>> y_1 = stream.step(x[:, 1])
-        >>> stream.reset()                 # start a new sequence
+
+    >>> model = lstm_fast.Sequential([
+    ...     lstm_fast.LSTM(4, input_shape=(None, 3), return_sequences=True),
+    ...     lstm_fast.Dense(1)])
+    >>> x = np.random.rand(1, 6, 3).astype("float32")
+    >>> stream = model.stream()            # a Stream of this model, batch_size 1
+    >>> y_0 = stream.step(x[:, 0])         # (1, output features)
+    >>> y_0.shape
+    (1, 1)
+    >>> steps = [y_0] + [stream.step(x[:, t]) for t in range(1, 6)]
+    >>> np.allclose(np.stack(steps, axis=1), model.predict(x, verbose=0), atol=1e-5)
+    True
+    >>> stream.reset()                     # start a new sequence
     """
 
     def __init__(self, model, batch_size=1):

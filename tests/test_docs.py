@@ -57,6 +57,7 @@ KERAS_STYLE_MODULES = [
     "lstm_fast.reference",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
+    "lstm_fast.streaming",
     "lstm_fast.utils",
 ]
 def _public_objects(module_name):
@@ -201,6 +202,7 @@ DOCTEST_MODULES = [
     "lstm_fast",
     "lstm_fast.activations",
     "lstm_fast.callbacks",
+    "lstm_fast.demo",
     "lstm_fast.initializers",
     "lstm_fast.interop",
     "lstm_fast.layers",
@@ -215,8 +217,10 @@ DOCTEST_MODULES = [
     "lstm_fast.losses",
     "lstm_fast.metrics",
     "lstm_fast.optimizers",
+    "lstm_fast.reference",
     "lstm_fast.regularizers",
     "lstm_fast.saving",
+    "lstm_fast.streaming",
     "lstm_fast.utils",
 ]
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
