@@ -43,7 +43,7 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         depends=["csrc/lstm.h", "csrc/lstm_cython.h", "csrc/lstm_internal.h", "csrc/threadpool.h",
-                 "csrc/lstm_kernels.inc.c"],
+                 "csrc/lstm_kernels.inc.c", "csrc/gemm.inc.c"],
     )
 ]
 

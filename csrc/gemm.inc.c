@@ -25,19 +25,36 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+/* The register tile: 4 rows x 3 vectors of columns (12 accumulators). 6 x 2
+ * has as many, but needs 6 broadcasts per 12 FMAs against 4; on Zen 3 that
+ * was 64 -> 75 GFLOP/s on one core for x @ kernel of the large workload. */
 #ifndef GEMM_MR
-#define GEMM_MR 6 /* rows of a register tile */
+#define GEMM_MR 4 /* rows of a register tile */
 #endif
 #ifndef GEMM_NV
-#define GEMM_NV 2 /* vectors per row of a register tile: NR = GEMM_NV * U columns */
+#define GEMM_NV 3 /* vectors per row of a register tile: NR = GEMM_NV * U columns */
 #endif
+#define LF_FEW_ROWS 6 /* products of at most this many rows read B in place */
 _Static_assert(GEMM_MR * GEMM_NV + GEMM_NV + 1 <= 32, "register tile too large");
 
 #define GEMM_NR (GEMM_NV * U)
+_Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
+/* The last rem < GEMM_MR rows, with the count a constant at each call. */
+#define LF_GEMM_REMAINDER(rem, TILE)            \
+    switch (rem) {                              \
+    case 5: if (GEMM_MR > 5) TILE(5); break;    \
+    case 4: if (GEMM_MR > 4) TILE(4); break;    \
+    case 3: if (GEMM_MR > 3) TILE(3); break;    \
+    case 2: if (GEMM_MR > 2) TILE(2); break;    \
+    case 1: TILE(1); break;                     \
+    default: break;                             \
+    }
+#define LF_PACK_ROWS 16 /* rows of a matrix read together when packing across it */
 enum {
     FN(GEMM_KC) = 256,                               /* depth of a packed block */
-    FN(GEMM_MC) = 24 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: ~72-144 KB */
-    FN(GEMM_NC) = 2048 * (int)(8 / sizeof(REAL)) / 2, /* columns of B's block: ~1-2 MB */
+    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB */
+    /* columns of B's block (~2 MB), a whole number of micro-panels */
+    FN(GEMM_NC) = 2048 * (int)(8 / sizeof(REAL)) / 2 / (int)GEMM_NR * (int)GEMM_NR,
 };
 #define KC FN(GEMM_KC)
 #define MC FN(GEMM_MC)
@@ -49,30 +66,40 @@ typedef struct {
     const REAL *A, *B;
     REAL *C;
     int split_n;             /* 1: threads split the columns, else the rows */
+    int few_rows;            /* op(A) has at most LF_FEW_ROWS rows and B is not transposed */
     atomic_int failed;       /* a thread could not get its packing buffers */
 } FN(gemm_ctx);
 
 /* rows i0..i0+mc, depth p0..p0+kc of op(A) -> micro-panels (mc/MR, kc, MR) */
 static void FN(gemm_pack_a)(const FN(gemm_ctx) * g, REAL *dst, int64_t i0, int64_t mc,
                             int64_t p0, int64_t kc) {
-    for (int64_t ir = 0; ir < mc; ir += GEMM_MR, dst += kc * GEMM_MR) {
-        const int64_t rows = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-        if (g->trans_a) { /* A stored (K, M): each k gives MR neighbours */
-            for (int64_t k = 0; k < kc; k++) {
-                const REAL *src = g->A + (p0 + k) * g->lda + i0 + ir;
-                REAL *d = dst + k * GEMM_MR;
-                int64_t r = 0;
-                for (; r < rows; r++) d[r] = src[r];
-                for (; r < GEMM_MR; r++) d[r] = 0;
-            }
-        } else { /* A stored (M, K): read each row along k */
+    if (!g->trans_a) { /* A stored (M, K): each panel reads MR rows along k */
+        for (int64_t ir = 0; ir < mc; ir += GEMM_MR, dst += kc * GEMM_MR) {
+            const int64_t rows = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
             for (int64_t r = 0; r < GEMM_MR; r++) {
-                if (r < rows) {
-                    const REAL *src = g->A + (i0 + ir + r) * g->lda + p0;
-                    for (int64_t k = 0; k < kc; k++) dst[k * GEMM_MR + r] = src[k];
-                } else {
+                if (r >= rows) {
                     for (int64_t k = 0; k < kc; k++) dst[k * GEMM_MR + r] = 0;
+                    continue;
                 }
+                const REAL *src = g->A + (i0 + ir + r) * g->lda + p0;
+                for (int64_t k = 0; k < kc; k++) dst[k * GEMM_MR + r] = src[k];
+            }
+        }
+        return;
+    }
+    /* A stored (K, M): each row k gives MR neighbours to every panel. Rows are
+     * taken LF_PACK_ROWS at a time across all panels, so that the reads are
+     * a few sequential streams (one panel down all rows would read one cache
+     * line per row, a stride the hardware prefetcher does not follow). */
+    for (int64_t k0 = 0; k0 < kc; k0 += LF_PACK_ROWS) {
+        const int64_t k1 = k0 + LF_PACK_ROWS < kc ? k0 + LF_PACK_ROWS : kc;
+        REAL *panel = dst;
+        for (int64_t ir = 0; ir < mc; ir += GEMM_MR, panel += kc * GEMM_MR) {
+            const int64_t rows = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+            for (int64_t k = k0; k < k1; k++) {
+                const REAL *src = g->A + (p0 + k) * g->lda + i0 + ir;
+                REAL *d = panel + k * GEMM_MR;
+                for (int64_t r = 0; r < GEMM_MR; r++) d[r] = r < rows ? src[r] : 0;
             }
         }
     }
@@ -81,21 +108,31 @@ static void FN(gemm_pack_a)(const FN(gemm_ctx) * g, REAL *dst, int64_t i0, int64
 /* depth p0..p0+kc, columns j0..j0+nc of op(B) -> micro-panels (nc/NR, kc, NR) */
 static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64_t kc,
                             int64_t j0, int64_t nc) {
-    for (int64_t jr = 0; jr < nc; jr += GEMM_NR, dst += kc * GEMM_NR) {
-        const int64_t cols = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-        if (!g->trans_b) { /* B stored (K, N): each k gives NR neighbours */
-            for (int64_t k = 0; k < kc; k++) {
-                const REAL *src = g->B + (p0 + k) * g->ldb + j0 + jr;
-                REAL *d = dst + k * GEMM_NR;
-                if (cols == GEMM_NR) {
-                    for (int q = 0; q < GEMM_NV; q++) FN(vstore)(d + q * U, FN(vload)(src + q * U));
-                } else {
-                    int64_t n = 0;
-                    for (; n < cols; n++) d[n] = src[n];
-                    for (; n < GEMM_NR; n++) d[n] = 0;
+    if (!g->trans_b) { /* B stored (K, N): rows in groups across panels, as in pack_a */
+        for (int64_t k0 = 0; k0 < kc; k0 += LF_PACK_ROWS) {
+            const int64_t k1 = k0 + LF_PACK_ROWS < kc ? k0 + LF_PACK_ROWS : kc;
+            REAL *panel = dst;
+            for (int64_t jr = 0; jr < nc; jr += GEMM_NR, panel += kc * GEMM_NR) {
+                const int64_t cols = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                for (int64_t k = k0; k < k1; k++) {
+                    const REAL *src = g->B + (p0 + k) * g->ldb + j0 + jr;
+                    REAL *d = panel + k * GEMM_NR;
+                    if (cols == GEMM_NR) {
+                        for (int q = 0; q < GEMM_NV; q++)
+                            FN(vstore)(d + q * U, FN(vload)(src + q * U));
+                    } else {
+                        int64_t n = 0;
+                        for (; n < cols; n++) d[n] = src[n];
+                        for (; n < GEMM_NR; n++) d[n] = 0;
+                    }
                 }
             }
-        } else { /* B stored (N, K): read each column of op(B) along k */
+        }
+        return;
+    }
+    for (int64_t jr = 0; jr < nc; jr += GEMM_NR, dst += kc * GEMM_NR) {
+        const int64_t cols = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+        { /* B stored (N, K): read each column of op(B) along k */
             for (int64_t n = 0; n < GEMM_NR; n++) {
                 if (n < cols) {
                     const REAL *src = g->B + (j0 + jr + n) * g->ldb + p0;
@@ -108,46 +145,116 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
     }
 }
 
-/* C[0:mr, 0:nr] (+)= a_panel @ b_panel over kc: one register tile. */
-INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *c, int64_t ldc,
-                          int64_t mr, int64_t nr, int add) {
-    V acc[GEMM_MR][GEMM_NV];
-    for (int r = 0; r < GEMM_MR; r++)
-        for (int q = 0; q < GEMM_NV; q++) acc[r][q] = (V){0};
-    for (int64_t k = 0; k < kc; k++, a += GEMM_MR, b += GEMM_NR) {
-        V w[GEMM_NV];
-        for (int q = 0; q < GEMM_NV; q++) w[q] = FN(vload)(b + q * U);
-        for (int r = 0; r < GEMM_MR; r++) {
-            V x = FN(vbcast)(a[r]);
-            for (int q = 0; q < GEMM_NV; q++) acc[r][q] += x * w[q];
-        }
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:NR] for one register tile;
+ * A[r, k] = a[r * a_rs + k * a_ks], B[k, n] = b[k * ldb + n] (a packed
+ * micro-panel: a_rs = 1, a_ks = MR, ldb = NR). With one or two rows the
+ * accumulators are too few chains to hide the FMA latency, so ks interleaved
+ * partial sums over k (k mod ks) are added at the end in a fixed order. */
+INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, int64_t a_rs, int64_t a_ks, const REAL *b,
+                          int64_t ldb, REAL *c, int64_t ldc, int mr, int64_t nr, int add) {
+    const int ks = mr == 1 ? 4 : mr == 2 ? 2 : 1;
+    /* C's tile is read and written after the sum: start fetching it now, or
+     * every tile ends waiting on memory */
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(c + r * ldc, 1);
+        __builtin_prefetch(c + r * ldc + GEMM_NR - 1, 1);
     }
-    if (mr == GEMM_MR && nr == GEMM_NR) {
-        for (int r = 0; r < GEMM_MR; r++)
+    V acc[4][GEMM_MR][GEMM_NV];
+    for (int s = 0; s < ks; s++)
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GEMM_NV; q++) acc[s][r][q] = (V){0};
+    int64_t k = 0;
+#pragma GCC unroll 4
+    for (; k + ks <= kc; k += ks)
+        for (int s = 0; s < ks; s++) {
+            V w[GEMM_NV];
+            for (int q = 0; q < GEMM_NV; q++) w[q] = FN(vload)(b + (k + s) * ldb + q * U);
+            for (int r = 0; r < mr; r++) {
+                V x = FN(vbcast)(a[r * a_rs + (k + s) * a_ks]);
+                for (int q = 0; q < GEMM_NV; q++) acc[s][r][q] += x * w[q];
+            }
+        }
+    for (; k < kc; k++)
+        for (int r = 0; r < mr; r++) {
+            V x = FN(vbcast)(a[r * a_rs + k * a_ks]);
+            for (int q = 0; q < GEMM_NV; q++) acc[0][r][q] += x * FN(vload)(b + k * ldb + q * U);
+        }
+    if (ks == 4)
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GEMM_NV; q++)
+                acc[0][r][q] = (acc[0][r][q] + acc[1][r][q]) + (acc[2][r][q] + acc[3][r][q]);
+    else if (ks == 2)
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GEMM_NV; q++) acc[0][r][q] += acc[1][r][q];
+    if (nr == GEMM_NR) {
+        for (int r = 0; r < mr; r++)
             for (int q = 0; q < GEMM_NV; q++) {
                 REAL *p = c + r * ldc + q * U;
-                FN(vstore)(p, add ? FN(vload)(p) + acc[r][q] : acc[r][q]);
+                FN(vstore)(p, add ? FN(vload)(p) + acc[0][r][q] : acc[0][r][q]);
             }
         return;
     }
     REAL tile[GEMM_MR][GEMM_NR];
-    for (int r = 0; r < GEMM_MR; r++)
-        for (int q = 0; q < GEMM_NV; q++) FN(vstore)(&tile[r][q * U], acc[r][q]);
-    for (int64_t r = 0; r < mr; r++)
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < GEMM_NV; q++) FN(vstore)(&tile[r][q * U], acc[0][r][q]);
+    for (int r = 0; r < mr; r++)
         for (int64_t n = 0; n < nr; n++)
             c[r * ldc + n] = add ? c[r * ldc + n] + tile[r][n] : tile[r][n];
+}
+
+/* op(A) with at most LF_FEW_ROWS rows and B not transposed (a batch of one:
+ * x @ kernel of a short sequence, or one step): each element of B is used at
+ * most LF_FEW_ROWS times, so packing B would cost about as much as the
+ * product. B is read in place, row by row like a matrix-vector product
+ * (sequential runs that the hardware prefetcher follows; a strip of columns
+ * down the rows would be one cache line per row): for a chunk of columns
+ * whose rows of C stay in L1, four rows of B at a time, each row of C is
+ * loaded, gets its four FMAs and is stored. */
+static void FN(gemm_few_rows)(const FN(gemm_ctx) * g, int64_t n0, int64_t n1) {
+    enum { CHUNK = 1024 / (int)sizeof(REAL) }; /* columns: 1 KB of each row */
+    const int64_t M = g->M, K = g->K, ldb = g->ldb, ldc = g->ldc;
+    const int64_t a_rs = g->trans_a ? 1 : g->lda, a_ks = g->trans_a ? g->lda : 1;
+    for (int64_t j0 = n0; j0 < n1; j0 += CHUNK) {
+        const int64_t j1 = j0 + CHUNK < n1 ? j0 + CHUNK : n1;
+        const int64_t jv = j0 + (j1 - j0) / U * U; /* end of the whole vectors */
+        if (!g->accumulate)
+            for (int64_t r = 0; r < M; r++)
+                memset(g->C + r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
+        for (int64_t k0 = 0; k0 < K; k0 += 4) {
+            const int kb = K - k0 < 4 ? (int)(K - k0) : 4;
+            const REAL *b0 = g->B + k0 * ldb;
+            for (int64_t r = 0; r < M; r++) {
+                const REAL *a = g->A + r * a_rs + k0 * a_ks;
+                REAL *c = g->C + r * ldc;
+                if (kb == 4) {
+                    const V x0 = FN(vbcast)(a[0]), x1 = FN(vbcast)(a[a_ks]),
+                            x2 = FN(vbcast)(a[2 * a_ks]), x3 = FN(vbcast)(a[3 * a_ks]);
+                    for (int64_t n = j0; n < jv; n += U) {
+                        V acc = FN(vload)(c + n);
+                        acc += x0 * FN(vload)(b0 + n);
+                        acc += x1 * FN(vload)(b0 + ldb + n);
+                        acc += x2 * FN(vload)(b0 + 2 * ldb + n);
+                        acc += x3 * FN(vload)(b0 + 3 * ldb + n);
+                        FN(vstore)(c + n, acc);
+                    }
+                } else {
+                    for (int kk = 0; kk < kb; kk++) {
+                        const V x = FN(vbcast)(a[kk * a_ks]);
+                        for (int64_t n = j0; n < jv; n += U)
+                            FN(vstore)(c + n, FN(vload)(c + n) + x * FN(vload)(b0 + kk * ldb + n));
+                    }
+                }
+                for (int64_t n = jv; n < j1; n++) /* the last columns, one at a time */
+                    for (int kk = 0; kk < kb; kk++) c[n] += a[kk * a_ks] * b0[kk * ldb + n];
+            }
+        }
+    }
 }
 
 /* This thread's part: rows m0..m1 and columns n0..n1 of C. */
 static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0, int64_t m1,
                           int64_t n0, int64_t n1) {
     const int64_t K = g->K, ldc = g->ldc;
-    if (K == 0) { /* an empty sum */
-        if (!g->accumulate)
-            for (int64_t i = m0; i < m1; i++)
-                for (int64_t n = n0; n < n1; n++) g->C[i * ldc + n] = 0;
-        return;
-    }
     for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < K; pc += KC) {
@@ -159,11 +266,14 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                 FN(gemm_pack_a)(g, pa, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-                    for (int64_t ir = 0; ir < mc; ir += GEMM_MR) {
-                        const int64_t mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-                        FN(gemm_tile)(kc, pa + ir * kc, pb + jr * kc,
-                                      g->C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, add);
-                    }
+                    REAL *c = g->C + ic * ldc + jc + jr;
+                    const REAL *b = pb + jr * kc;
+                    int64_t ir = 0;
+#define LF_GEMM_TILE(mr)                                                                  \
+    FN(gemm_tile)(kc, pa + ir * kc, 1, GEMM_MR, b, GEMM_NR, c + ir * ldc, ldc, mr, nr, add)
+                    for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
+                    LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
+#undef LF_GEMM_TILE
                 }
             }
         }
@@ -199,7 +309,12 @@ static void FN(gemm_task)(void *arg, int tid, int nth) {
     }
     REAL *pb = pa + (size_t)MC * KC;
     unsigned fp_state = lf_fp_enter();
-    if (g->split_n) {
+    if (g->few_rows) {
+        const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
+        int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;
+        if (n1 > g->N) n1 = g->N;
+        if (n0 < n1) FN(gemm_few_rows)(g, n0, n1);
+    } else if (g->split_n) {
         const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
         int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;
         if (n1 > g->N) n1 = g->N;
@@ -221,9 +336,16 @@ int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
                       .A = A, .B = B, .C = C};
     atomic_init(&g.failed, 0);
     if (M == 0 || N == 0) return LF_OK;
+    if (K == 0) { /* an empty sum */
+        if (!accumulate)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t n = 0; n < N; n++) C[i * ldc + n] = 0;
+        return LF_OK;
+    }
     /* Splitting M makes every thread pack all of B (K x N), splitting N all
      * of A (M x K): split the larger of M and N. */
-    g.split_n = N > M;
+    g.few_rows = M <= LF_FEW_ROWS && !trans_b;
+    g.split_n = N > M || g.few_rows;
     const int64_t tiles = g.split_n ? (N + GEMM_NR - 1) / GEMM_NR : (M + GEMM_MR - 1) / GEMM_MR;
     int64_t nth = n_threads < 1 ? 1 : n_threads;
     if (nth > tiles) nth = tiles;
@@ -236,3 +358,6 @@ int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
 #undef MC
 #undef NC
 #undef GEMM_NR
+#undef LF_FEW_ROWS
+#undef LF_GEMM_REMAINDER
+#undef LF_PACK_ROWS

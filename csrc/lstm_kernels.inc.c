@@ -224,12 +224,48 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         FN(vstore_n)(cx->y + b * H + u0, out, nu);
 }
 
+/* fwd_gemm for tiles of one or two rows (batch 1 or 2: latency and
+ * streaming). Their mr * GP accumulators are too few chains to hide the FMA
+ * latency (4 cycles, 2 FMAs a cycle), so the sum over k is split into ks
+ * interleaved partial sums (k mod ks), added at the end in a fixed order. */
+INLINE void FN(fwd_gemm_split)(V acc[][GP], int mr, const REAL *a, int64_t a_stride,
+                               int64_t kdim, const REAL *w, int64_t w_row, int64_t w_gate) {
+    const int ks = mr == 1 ? 4 : 2; /* 8 chains with GP = 2 (AVX2), 16 with GP = 4 */
+    V part[4][2][GP];
+    for (int s = 0; s < 4; s++)
+        for (int r = 0; r < 2; r++)
+            for (int q = 0; q < GP; q++) part[s][r][q] = (V){0};
+    int64_t k = 0;
+    for (; k + ks <= kdim; k += ks)
+        for (int s = 0; s < ks; s++) {
+            V p[GP];
+            for (int q = 0; q < GP; q++) p[q] = FN(vload)(w + (k + s) * w_row + q * w_gate);
+            for (int r = 0; r < mr; r++) {
+                V x = FN(vbcast)(a[r * a_stride + k + s]);
+                for (int q = 0; q < GP; q++) part[s][r][q] += x * p[q];
+            }
+        }
+    for (; k < kdim; k++)
+        for (int r = 0; r < mr; r++) {
+            V x = FN(vbcast)(a[r * a_stride + k]);
+            for (int q = 0; q < GP; q++) part[0][r][q] += x * FN(vload)(w + k * w_row + q * w_gate);
+        }
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < GP; q++)
+            acc[r][q] += ks == 4 ? (part[0][r][q] + part[1][r][q]) + (part[2][r][q] + part[3][r][q])
+                                 : part[0][r][q] + part[1][r][q];
+}
+
 /* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + q*w_gate + lane], for
  * r < mr rows and q < GP gates. w points at the first unit of a block in gate
  * g0, either inside the weights in Keras layout (w_row = G, w_gate = H: strips
  * of U units) or in a packed tail (w_row = 4U, w_gate = U). */
 INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
                          const REAL *w, int64_t w_row, int64_t w_gate) {
+    if (mr <= 2) { /* few rows: FMA latency, not throughput, would bind */
+        FN(fwd_gemm_split)(acc, mr, a, a_stride, kdim, w, w_row, w_gate);
+        return;
+    }
     for (int64_t k = 0; k < kdim; k++, w += w_row) {
         V p[GP];
         for (int q = 0; q < GP; q++) p[q] = FN(vload)(w + q * w_gate);

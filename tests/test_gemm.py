@@ -3,7 +3,8 @@ products, against float64 NumPy on every ISA path the CPU supports.
 
 The sizes cross every blocking boundary of the C code: register tiles (6 rows,
 2 vectors of columns), the packed depth (256), A's row block (72/144) and B's
-column block (1024/2048), with remainders on each.
+column block (1024/2048), with remainders on each, and the unpacked path for
+products of at most 6 rows.
 """
 
 import numpy as np
@@ -23,6 +24,11 @@ SIZES = [  # (M, N, K)
     (150, 1024, 256),
     (2, 2100, 9),
     (300, 5, 600),
+    # at most 6 rows (a batch of one): B is read unpacked, its last strip in
+    # depth blocks
+    (1, 1024, 256),
+    (3, 21, 600),
+    (6, 40, 1000),
 ]
 
 
@@ -87,7 +93,8 @@ def test_empty_depth_gives_zeros_or_keeps_out():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(3200, 64, 40), (64, 3000, 300), (200, 200, 600)])
+@pytest.mark.parametrize("shape", [(3200, 64, 40), (64, 3000, 300), (200, 200, 600),
+                                   (1, 3000, 300), (5, 1000, 700)])
 def test_thread_count_does_not_change_results(dtype, shape):
     rng = np.random.default_rng(2)
     M, N, K = shape
