@@ -145,107 +145,80 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
     }
 }
 
-/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:NR] for one register tile;
- * A[r, k] = a[r * a_rs + k * a_ks], B[k, n] = b[k * ldb + n] (a packed
- * micro-panel: a_rs = 1, a_ks = MR, ldb = NR). With one or two rows the
- * accumulators are too few chains to hide the FMA latency, so ks interleaved
- * partial sums over k (k mod ks) are added at the end in a fixed order. */
-INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, int64_t a_rs, int64_t a_ks, const REAL *b,
-                          int64_t ldb, REAL *c, int64_t ldc, int mr, int64_t nr, int add) {
-    const int ks = mr == 1 ? 4 : mr == 2 ? 2 : 1;
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:NR] for one register tile,
+ * from a packed micro-panel of A (MR values a step) and of B (NR a step).
+ * Every element is one chain of FMAs over k in order from zero, whatever mr:
+ * a row's result does not depend on which tile it falls in (nor then on the
+ * batch it came in). */
+INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *c, int64_t ldc,
+                          int mr, int64_t nr, int add) {
     /* C's tile is read and written after the sum: start fetching it now, or
      * every tile ends waiting on memory */
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(c + r * ldc, 1);
         __builtin_prefetch(c + r * ldc + GEMM_NR - 1, 1);
     }
-    V acc[4][GEMM_MR][GEMM_NV];
-    for (int s = 0; s < ks; s++)
-        for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GEMM_NV; q++) acc[s][r][q] = (V){0};
-    int64_t k = 0;
+    V acc[GEMM_MR][GEMM_NV];
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < GEMM_NV; q++) acc[r][q] = (V){0};
 #pragma GCC unroll 4
-    for (; k + ks <= kc; k += ks)
-        for (int s = 0; s < ks; s++) {
-            V w[GEMM_NV];
-            for (int q = 0; q < GEMM_NV; q++) w[q] = FN(vload)(b + (k + s) * ldb + q * U);
-            for (int r = 0; r < mr; r++) {
-                V x = FN(vbcast)(a[r * a_rs + (k + s) * a_ks]);
-                for (int q = 0; q < GEMM_NV; q++) acc[s][r][q] += x * w[q];
-            }
-        }
-    for (; k < kc; k++)
+    for (int64_t k = 0; k < kc; k++) {
+        V w[GEMM_NV];
+        for (int q = 0; q < GEMM_NV; q++) w[q] = FN(vload)(b + k * GEMM_NR + q * U);
         for (int r = 0; r < mr; r++) {
-            V x = FN(vbcast)(a[r * a_rs + k * a_ks]);
-            for (int q = 0; q < GEMM_NV; q++) acc[0][r][q] += x * FN(vload)(b + k * ldb + q * U);
+            V x = FN(vbcast)(a[k * GEMM_MR + r]);
+            for (int q = 0; q < GEMM_NV; q++) acc[r][q] += x * w[q];
         }
-    if (ks == 4)
-        for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GEMM_NV; q++)
-                acc[0][r][q] = (acc[0][r][q] + acc[1][r][q]) + (acc[2][r][q] + acc[3][r][q]);
-    else if (ks == 2)
-        for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GEMM_NV; q++) acc[0][r][q] += acc[1][r][q];
+    }
     if (nr == GEMM_NR) {
         for (int r = 0; r < mr; r++)
             for (int q = 0; q < GEMM_NV; q++) {
                 REAL *p = c + r * ldc + q * U;
-                FN(vstore)(p, add ? FN(vload)(p) + acc[0][r][q] : acc[0][r][q]);
+                FN(vstore)(p, add ? FN(vload)(p) + acc[r][q] : acc[r][q]);
             }
         return;
     }
     REAL tile[GEMM_MR][GEMM_NR];
     for (int r = 0; r < mr; r++)
-        for (int q = 0; q < GEMM_NV; q++) FN(vstore)(&tile[r][q * U], acc[0][r][q]);
+        for (int q = 0; q < GEMM_NV; q++) FN(vstore)(&tile[r][q * U], acc[r][q]);
     for (int r = 0; r < mr; r++)
         for (int64_t n = 0; n < nr; n++)
             c[r * ldc + n] = add ? c[r * ldc + n] + tile[r][n] : tile[r][n];
 }
 
-/* op(A) with at most LF_FEW_ROWS rows and B not transposed (a batch of one:
- * x @ kernel of a short sequence, or one step): each element of B is used at
- * most LF_FEW_ROWS times, so packing B would cost about as much as the
- * product. B is read in place, row by row like a matrix-vector product
- * (sequential runs that the hardware prefetcher follows; a strip of columns
- * down the rows would be one cache line per row): for a chunk of columns
- * whose rows of C stay in L1, four rows of B at a time, each row of C is
- * loaded, gets its four FMAs and is stored. */
-static void FN(gemm_few_rows)(const FN(gemm_ctx) * g, int64_t n0, int64_t n1) {
-    enum { CHUNK = 1024 / (int)sizeof(REAL) }; /* columns: 1 KB of each row */
+/* op(A) with at most LF_FEW_ROWS rows and B not transposed (a batch of one,
+ * one step): each element of B is used at most LF_FEW_ROWS times, so packing
+ * B would cost about as much as the product. B is read in place, row by row
+ * like a matrix-vector product (sequential runs that the hardware prefetcher
+ * follows; a strip of columns down the rows would be one cache line per row).
+ * The rounding is the packed path's: per KC block of depth, a sum from zero
+ * over k in order (in buf), then added to C, so a row's result does not
+ * depend on how many rows came with it. */
+static void FN(gemm_few_rows)(const FN(gemm_ctx) * g, REAL *buf, int64_t n0, int64_t n1) {
+    enum { CHUNK = 2048 / (int)sizeof(REAL) }; /* columns: 2 KB of each row of C */
     const int64_t M = g->M, K = g->K, ldb = g->ldb, ldc = g->ldc;
     const int64_t a_rs = g->trans_a ? 1 : g->lda, a_ks = g->trans_a ? g->lda : 1;
     for (int64_t j0 = n0; j0 < n1; j0 += CHUNK) {
-        const int64_t j1 = j0 + CHUNK < n1 ? j0 + CHUNK : n1;
-        const int64_t jv = j0 + (j1 - j0) / U * U; /* end of the whole vectors */
-        if (!g->accumulate)
-            for (int64_t r = 0; r < M; r++)
-                memset(g->C + r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
-        for (int64_t k0 = 0; k0 < K; k0 += 4) {
-            const int kb = K - k0 < 4 ? (int)(K - k0) : 4;
-            const REAL *b0 = g->B + k0 * ldb;
-            for (int64_t r = 0; r < M; r++) {
-                const REAL *a = g->A + r * a_rs + k0 * a_ks;
-                REAL *c = g->C + r * ldc;
-                if (kb == 4) {
-                    const V x0 = FN(vbcast)(a[0]), x1 = FN(vbcast)(a[a_ks]),
-                            x2 = FN(vbcast)(a[2 * a_ks]), x3 = FN(vbcast)(a[3 * a_ks]);
-                    for (int64_t n = j0; n < jv; n += U) {
-                        V acc = FN(vload)(c + n);
-                        acc += x0 * FN(vload)(b0 + n);
-                        acc += x1 * FN(vload)(b0 + ldb + n);
-                        acc += x2 * FN(vload)(b0 + 2 * ldb + n);
-                        acc += x3 * FN(vload)(b0 + 3 * ldb + n);
-                        FN(vstore)(c + n, acc);
-                    }
-                } else {
-                    for (int kk = 0; kk < kb; kk++) {
-                        const V x = FN(vbcast)(a[kk * a_ks]);
-                        for (int64_t n = j0; n < jv; n += U)
-                            FN(vstore)(c + n, FN(vload)(c + n) + x * FN(vload)(b0 + kk * ldb + n));
-                    }
+        const int64_t w = n1 - j0 < CHUNK ? n1 - j0 : CHUNK;
+        const int64_t wv = w / U * U; /* the whole vectors */
+        for (int64_t p0 = 0; p0 < K; p0 += KC) {
+            const int64_t kc = K - p0 < KC ? K - p0 : KC;
+            memset(buf, 0, (size_t)(M * CHUNK) * sizeof(REAL));
+            for (int64_t k = 0; k < kc; k++) {
+                const REAL *b = g->B + (p0 + k) * ldb + j0;
+                for (int64_t r = 0; r < M; r++) {
+                    const V x = FN(vbcast)(g->A[r * a_rs + (p0 + k) * a_ks]);
+                    REAL *t = buf + r * CHUNK;
+                    int64_t n = 0;
+                    for (; n < wv; n += U) FN(vstore)(t + n, FN(vload)(t + n) + x * FN(vload)(b + n));
+                    for (; n < w; n++) t[n] += x[0] * b[n];
                 }
-                for (int64_t n = jv; n < j1; n++) /* the last columns, one at a time */
-                    for (int kk = 0; kk < kb; kk++) c[n] += a[kk * a_ks] * b0[kk * ldb + n];
+            }
+            const int add = g->accumulate || p0 > 0;
+            for (int64_t r = 0; r < M; r++) {
+                REAL *c = g->C + r * ldc + j0;
+                const REAL *t = buf + r * CHUNK;
+                for (int64_t n = 0; n < w; n++) c[n] = add ? c[n] + t[n] : t[n];
             }
         }
     }
@@ -269,8 +242,7 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                     REAL *c = g->C + ic * ldc + jc + jr;
                     const REAL *b = pb + jr * kc;
                     int64_t ir = 0;
-#define LF_GEMM_TILE(mr)                                                                  \
-    FN(gemm_tile)(kc, pa + ir * kc, 1, GEMM_MR, b, GEMM_NR, c + ir * ldc, ldc, mr, nr, add)
+#define LF_GEMM_TILE(mr) FN(gemm_tile)(kc, pa + ir * kc, b, c + ir * ldc, ldc, mr, nr, add)
                     for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
                     LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
 #undef LF_GEMM_TILE
@@ -313,7 +285,7 @@ static void FN(gemm_task)(void *arg, int tid, int nth) {
         const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
         int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;
         if (n1 > g->N) n1 = g->N;
-        if (n0 < n1) FN(gemm_few_rows)(g, n0, n1);
+        if (n0 < n1) FN(gemm_few_rows)(g, pb, n0, n1);
     } else if (g->split_n) {
         const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
         int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;

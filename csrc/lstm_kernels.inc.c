@@ -224,57 +224,32 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
         FN(vstore_n)(cx->y + b * H + u0, out, nu);
 }
 
-/* fwd_gemm for tiles of one or two rows (batch 1 or 2: latency and
- * streaming). Their mr * GP accumulators are too few chains to hide the FMA
- * latency (4 cycles, 2 FMAs a cycle), so the sum over k is split into ks
- * interleaved partial sums (k mod ks), added at the end in a fixed order. */
-INLINE void FN(fwd_gemm_split)(V acc[][GP], int mr, const REAL *a, int64_t a_stride,
-                               int64_t kdim, const REAL *w, int64_t w_row, int64_t w_gate) {
-    const int ks = mr == 1 ? 4 : 2; /* 8 chains with GP = 2 (AVX2), 16 with GP = 4 */
-    V part[4][2][GP];
-    for (int s = 0; s < 4; s++)
-        for (int r = 0; r < 2; r++)
-            for (int q = 0; q < GP; q++) part[s][r][q] = (V){0};
-    int64_t k = 0;
-    for (; k + ks <= kdim; k += ks)
-        for (int s = 0; s < ks; s++) {
-            V p[GP];
-            for (int q = 0; q < GP; q++) p[q] = FN(vload)(w + (k + s) * w_row + q * w_gate);
-            for (int r = 0; r < mr; r++) {
-                V x = FN(vbcast)(a[r * a_stride + k + s]);
-                for (int q = 0; q < GP; q++) part[s][r][q] += x * p[q];
-            }
-        }
-    for (; k < kdim; k++)
-        for (int r = 0; r < mr; r++) {
-            V x = FN(vbcast)(a[r * a_stride + k]);
-            for (int q = 0; q < GP; q++) part[0][r][q] += x * FN(vload)(w + k * w_row + q * w_gate);
-        }
-    for (int r = 0; r < mr; r++)
-        for (int q = 0; q < GP; q++)
-            acc[r][q] += ks == 4 ? (part[0][r][q] + part[1][r][q]) + (part[2][r][q] + part[3][r][q])
-                                 : part[0][r][q] + part[1][r][q];
-}
-
 /* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + q*w_gate + lane], for
  * r < mr rows and q < GP gates. w points at the first unit of a block in gate
  * g0, either inside the weights in Keras layout (w_row = G, w_gate = H: strips
  * of U units) or in a packed tail (w_row = 4U, w_gate = U). */
+#define LF_FWD_GEMM(NQ)                                                                   \
+    for (int64_t k = 0; k < kdim; k++, w += w_row) {                                      \
+        V p[NQ];                                                                          \
+        for (int q = 0; q < NQ; q++) p[q] = FN(vload)(w + q * w_gate);                    \
+        for (int r = 0; r < mr; r++) {                                                    \
+            V x = FN(vbcast)(a[r * a_stride + k]);                                        \
+            for (int q = 0; q < NQ; q++) acc[r][q] += x * p[q];                           \
+        }                                                                                 \
+    }
 INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
                          const REAL *w, int64_t w_row, int64_t w_gate) {
-    if (mr <= 2) { /* few rows: FMA latency, not throughput, would bind */
-        FN(fwd_gemm_split)(acc, mr, a, a_stride, kdim, w, w_row, w_gate);
-        return;
-    }
-    for (int64_t k = 0; k < kdim; k++, w += w_row) {
-        V p[GP];
-        for (int q = 0; q < GP; q++) p[q] = FN(vload)(w + q * w_gate);
-        for (int r = 0; r < mr; r++) {
-            V x = FN(vbcast)(a[r * a_stride + k]);
-            for (int q = 0; q < GP; q++) acc[r][q] += x * p[q];
-        }
-    }
+    LF_FWD_GEMM(GP)
 }
+/* The same for all four gates at once: tiles of one or two rows (batch 1 or
+ * 2: latency, streaming), whose mr * GP chains of FMAs would be too few to
+ * hide the FMA latency. Each element is still one chain over k in order, as
+ * in every other tile, so a row's result does not depend on its tile. */
+INLINE void FN(fwd_gemm4)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
+                          const REAL *w, int64_t w_row, int64_t w_gate) {
+    LF_FWD_GEMM(4)
+}
+#undef LF_FWD_GEMM
 
 /* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ recurrent_kernel
  * (+ x_t @ kernel when fused), GP gates per pass over k so that the
@@ -288,16 +263,24 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
     const REAL *wr = cx->rk_packed + j * H * 4 * U;
     const REAL *wk = cx->x ? cx->k_packed + j * I * 4 * U : NULL;
     V z[MR_FWD][4];
-    for (int g0 = 0; g0 < 4; g0 += GP) {
-        V acc[MR_FWD][GP];
+    if (mr <= 2 && GP < 4) {
         for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GP; q++) acc[r][q] = (V){0};
+            for (int g = 0; g < 4; g++) z[r][g] = (V){0};
         if (cx->x)
-            FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * w_gate, w_row,
-                         w_gate);
-        FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * w_gate, w_row, w_gate);
-        for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GP; q++) z[r][g0 + q] = acc[r][q];
+            FN(fwd_gemm4)(z, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, w_gate);
+        FN(fwd_gemm4)(z, mr, cur + b0 * Hp, Hp, H, wr, w_row, w_gate);
+    } else {
+        for (int g0 = 0; g0 < 4; g0 += GP) {
+            V acc[MR_FWD][GP];
+            for (int r = 0; r < mr; r++)
+                for (int q = 0; q < GP; q++) acc[r][q] = (V){0};
+            if (cx->x)
+                FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * w_gate,
+                             w_row, w_gate);
+            FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * w_gate, w_row, w_gate);
+            for (int r = 0; r < mr; r++)
+                for (int q = 0; q < GP; q++) z[r][g0 + q] = acc[r][q];
+        }
     }
     const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
     for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, z[r], b0 + r, t, s, u0, nu, cur, nxt);

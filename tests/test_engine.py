@@ -327,3 +327,23 @@ def test_backward_can_skip_dx():
     np.testing.assert_array_equal(part.dkernel, full.dkernel)
     np.testing.assert_array_equal(part.drecurrent_kernel, full.drecurrent_kernel)
     np.testing.assert_array_equal(part.dh0, full.dh0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("I", [5, 300])  # fused input projection / the GEMM (past its depth block)
+def test_a_row_does_not_depend_on_its_batch(isa, dtype, I):
+    """Each sample's outputs and input gradient are bit-identical whether it
+    runs alone or with others, at any position: no tile (of any number of
+    rows) sums in another order."""
+    B, T, H = 13, 7, 21
+    p, _ = make_problem(B, T, I, H, dtype, seed=4)
+    y, h_T, c_T, cache = ops.lstm_forward(**p, training=True)
+    dy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    dx = ops.lstm_backward(cache, dy=dy).dx
+    for rows in ([0], [12], [3, 4], [1, 2, 3, 4, 5, 6, 7], list(range(5, 13))):
+        sub = {k: (v[rows] if k in ("x", "h0", "c0") else v) for k, v in p.items()}
+        ys, hs, cs, cache_s = ops.lstm_forward(**sub, training=True)
+        np.testing.assert_array_equal(ys, y[rows])
+        np.testing.assert_array_equal(hs, h_T[rows])
+        np.testing.assert_array_equal(cs, c_T[rows])
+        np.testing.assert_array_equal(ops.lstm_backward(cache_s, dy=dy[rows]).dx, dx[rows])

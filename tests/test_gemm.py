@@ -148,3 +148,17 @@ def test_nan_propagates_to_its_row_and_column_only():
     got = ops.matmul(a, b)
     assert np.isnan(got[3]).all()
     assert np.isfinite(np.delete(got, 3, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_a_row_does_not_depend_on_the_other_rows(isa, dtype, trans_a):
+    """Rows computed alone (the unpacked path of at most 6 rows) or among many
+    (packed, in tiles of any height) are bit-identical."""
+    rng = np.random.default_rng(6)
+    M, N, K = 23, 50, 600
+    a, b, _, _ = _operands(rng, M, N, K, trans_a, False, dtype)
+    full = ops.matmul(a, b, trans_a=trans_a)
+    for rows in ([0], [22], [5, 6], [0, 1, 2, 3, 4, 5], list(range(3, 10)), list(range(M))):
+        sub = np.ascontiguousarray(a[:, rows] if trans_a else a[rows])
+        np.testing.assert_array_equal(ops.matmul(sub, b, trans_a=trans_a), full[rows])
