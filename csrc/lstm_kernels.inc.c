@@ -264,11 +264,14 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
     const REAL *wk = cx->x ? cx->k_packed + j * I * 4 * U : NULL;
     V z[MR_FWD][4];
     if (mr <= 2 && GP < 4) {
+        V acc[2][4]; /* its own array, not z: then it lives in registers */
         for (int r = 0; r < mr; r++)
-            for (int g = 0; g < 4; g++) z[r][g] = (V){0};
+            for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
         if (cx->x)
-            FN(fwd_gemm4)(z, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, w_gate);
-        FN(fwd_gemm4)(z, mr, cur + b0 * Hp, Hp, H, wr, w_row, w_gate);
+            FN(fwd_gemm4)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, w_gate);
+        FN(fwd_gemm4)(acc, mr, cur + b0 * Hp, Hp, H, wr, w_row, w_gate);
+        for (int r = 0; r < mr; r++)
+            for (int g = 0; g < 4; g++) z[r][g] = acc[r][g];
     } else {
         for (int g0 = 0; g0 < 4; g0 += GP) {
             V acc[MR_FWD][GP];
@@ -284,6 +287,37 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
     }
     const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
     for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, z[r], b0 + r, t, s, u0, nu, cur, nxt);
+}
+
+/* One row (batch 1: latency, streaming) and two blocks j, j + 1: eight
+ * chains of FMAs instead of the four of fwd_gemm4, which the FMA latency
+ * would bind (4 cycles a step of k for 128 bytes of weights, where L2 gives
+ * them in 2-4). Each element is summed in the same order as in any tile. */
+INLINE void FN(fwd_gemm4x2)(V acc[2][4], const REAL *a, int64_t kdim, const REAL *w0,
+                            const REAL *w1) {
+    for (int64_t k = 0; k < kdim; k++, w0 += 4 * U, w1 += 4 * U) {
+        V x = FN(vbcast)(a[k]);
+        for (int g = 0; g < 4; g++) acc[0][g] += x * FN(vload)(w0 + g * U);
+        for (int g = 0; g < 4; g++) acc[1][g] += x * FN(vload)(w1 + g * U);
+    }
+}
+
+INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t, int64_t s,
+                              const REAL *cur, REAL *nxt) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, I = d->I, H = d->H;
+    V acc[2][4];
+    for (int n = 0; n < 2; n++)
+        for (int g = 0; g < 4; g++) acc[n][g] = (V){0};
+    if (cx->x)
+        FN(fwd_gemm4x2)(acc, cx->x + (b0 * T + t) * I, I, cx->k_packed + j * I * 4 * U,
+                        cx->k_packed + (j + 1) * I * 4 * U);
+    FN(fwd_gemm4x2)(acc, cur + b0 * cx->Hp, H, cx->rk_packed + j * H * 4 * U,
+                    cx->rk_packed + (j + 1) * H * 4 * U);
+    for (int n = 0; n < 2; n++) {
+        const int64_t u0 = (j + n) * U, nu = H - u0 < U ? H - u0 : U;
+        FN(fwd_finish_row)(cx, acc[n], b0, t, s, u0, nu, cur, nxt);
+    }
 }
 
 /* w (rows, 4H) in Keras layout -> packed (nblk, rows, 4, U): block j, row k,
@@ -352,7 +386,24 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
             for (int64_t b = 0; b < B; b++)
                 for (int64_t v = v0; v < v1 && v < H; v++)
                     cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
-        for (int64_t j = j0; j < j1; j++) {
+        /* Blocks in turn forwards and backwards: the weights a thread reads
+         * every step are about its L2 (512 KB of recurrent_kernel per core at
+         * H = 256 on two), and sweeping them always in one order evicts each
+         * line just before its next use; reversed, the lines read last are
+         * read first. The order does not change any result. */
+        if (B == 1 && GP < 4) { /* blocks in pairs, the same turns */
+            for (int64_t jj = j0; jj < j1; jj += 2) {
+                const int64_t j = s & 1 ? (j1 - jj >= 2 ? j1 - jj - 2 + j0 : j0) : jj;
+                if (j1 - jj >= 2)
+                    FN(fwd_tile_pair)(cx, 0, j, t, s, cur, nxt);
+                else
+                    FN(fwd_tile)(cx, 1, 0, j, t, s, cur, nxt);
+            }
+            lf_barrier_wait(&cx->bar);
+            continue;
+        }
+        for (int64_t jj = j0; jj < j1; jj++) {
+            const int64_t j = s & 1 ? j1 - 1 - (jj - j0) : jj;
             int64_t b0 = 0;
             for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
 #define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt)
