@@ -322,7 +322,7 @@ int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
     int64_t nth = n_threads < 1 ? 1 : n_threads;
     if (nth > tiles) nth = tiles;
     if (2.0 * (double)M * (double)N * (double)K < 4e5) nth = 1; /* waking the team costs more */
-    lf_parallel_run(FN(gemm_task), &g, NULL, (int)nth);
+    lf_parallel_run(FN(gemm_task), &g, NULL, (int)nth, 2.0 * (double)M * (double)N * (double)K);
     return atomic_load(&g.failed) ? LF_ENOMEM : LF_OK;
 }
 

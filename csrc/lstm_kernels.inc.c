@@ -357,7 +357,7 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
     FN(pack_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H, .nblk = (H + U - 1) / U};
     int nth = n_threads < 1 ? 1 : n_threads;
     if ((double)rows * (double)H < 65536.0) nth = 1; /* small: not worth waking the team */
-    lf_parallel_run(FN(pack_task), &p, NULL, nth);
+    lf_parallel_run(FN(pack_task), &p, NULL, nth, 16.0 * (double)rows * (double)H);
     return LF_OK;
 }
 
@@ -455,7 +455,9 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.hbuf = next;
     cx.cbuf = cx.hbuf + 2 * n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
-    lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth);
+    lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth,
+                    8.0 * (double)d->B * (double)d->T * (double)d->H *
+                        (double)(d->H + (cx.x ? d->I : 0)));
     lf_free(work);
     return LF_OK;
 }
@@ -616,7 +618,8 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     cx.dhpass = cx.dh + n_h;
     cx.dc = cx.dhpass + n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
-    lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth);
+    lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth,
+                    8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H);
     lf_free(work);
     return LF_OK;
 }

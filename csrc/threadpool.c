@@ -78,6 +78,8 @@ static struct {
     atomic_uint job_seq;      /* bumped to publish a job                     */
     atomic_int done;          /* workers finished with the current job       */
     atomic_int caller_asleep; /* the caller sleeps on done                   */
+    atomic_int asleep;        /* workers waiting on wake                     */
+    atomic_uint nudge_seq;    /* bumped to make sleeping workers spin again  */
     lf_task_fn fn;
     void *arg;
     int n_members; /* members of the current job, caller included */
@@ -103,9 +105,14 @@ static void *worker_main(void *p) {
                 continue;
             }
             pthread_mutex_lock(&team.lock);
-            while (atomic_load_explicit(&team.job_seq, memory_order_acquire) == seen)
+            unsigned nudge = atomic_load_explicit(&team.nudge_seq, memory_order_relaxed);
+            atomic_fetch_add(&team.asleep, 1);
+            while (atomic_load_explicit(&team.job_seq, memory_order_acquire) == seen &&
+                   atomic_load_explicit(&team.nudge_seq, memory_order_relaxed) == nudge)
                 pthread_cond_wait(&team.wake, &team.lock);
+            atomic_fetch_sub(&team.asleep, 1);
             pthread_mutex_unlock(&team.lock);
+            spins = 0; /* nudged or given a job: spin again before sleeping */
         }
         seen = seq;
         if (tid < team.n_members) {
@@ -150,14 +157,31 @@ static int grow_team(int wanted) {
     return team.n_workers;
 }
 
-int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads) {
+int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, double flops) {
     int n = n_threads < 1 ? 1 : n_threads;
     int have_team = 0;
     if (n > 1) {
         if (pthread_mutex_trylock(&team.run_lock) == 0) {
             have_team = 1;
-            int workers = grow_team(n - 1);
-            if (n > workers + 1) n = workers + 1;
+            if (flops < LF_COLD_FLOPS && (team.n_workers < n - 1 || atomic_load(&team.asleep))) {
+                /* cold team, small task: alone now, then wake the workers to
+                 * spin for the calls that may follow */
+                pthread_mutex_unlock(&team.run_lock);
+                if (bar) lf_barrier_init(bar, 1);
+                fn(arg, 0, 1);
+                if (pthread_mutex_trylock(&team.run_lock) == 0) {
+                    grow_team(n - 1);
+                    pthread_mutex_lock(&team.lock);
+                    atomic_fetch_add_explicit(&team.nudge_seq, 1, memory_order_relaxed);
+                    pthread_cond_broadcast(&team.wake);
+                    pthread_mutex_unlock(&team.lock);
+                    pthread_mutex_unlock(&team.run_lock);
+                }
+                return 1;
+            } else {
+                int workers = grow_team(n - 1);
+                if (n > workers + 1) n = workers + 1;
+            }
         } else {
             n = 1; /* the team is busy with another caller's task */
         }
