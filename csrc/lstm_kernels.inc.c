@@ -229,6 +229,7 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V acc[4], int64_t b, int6
  * g0, either inside the weights in Keras layout (w_row = G, w_gate = H: strips
  * of U units) or in a packed tail (w_row = 4U, w_gate = U). */
 #define LF_FWD_GEMM(NQ)                                                                   \
+    _Pragma("GCC unroll 4")                                                               \
     for (int64_t k = 0; k < kdim; k++, w += w_row) {                                      \
         V p[NQ];                                                                          \
         for (int q = 0; q < NQ; q++) p[q] = FN(vload)(w + q * w_gate);                    \
