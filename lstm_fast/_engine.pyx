@@ -1,12 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The boundary between Python and the C engine (csrc/lstm.h).
 
-Everything is validated and converted here while holding the GIL; the C time
-loops then run without it. The large time-batched GEMMs are NumPy's matmul
-(its BLAS releases the GIL too):
+Everything is validated and converted here while holding the GIL; the C code
+then runs without it, all of it on the engine's thread team, the time-batched
+GEMMs (csrc/gemm.inc.c) included:
 
     forward:  xproj = x @ kernel                       (B*T, I) @ (I, 4H)
               C: the time loop on xproj, recurrent_kernel, bias
+              (with I <= FUSE_MAX_INPUT, x @ kernel is fused into the loop)
     backward: C: the time loop giving dz                (B, T, 4H)
               dx = dz @ kernel.T,  dkernel += x.T @ dz,
               drecurrent_kernel += hprev.T @ dz,  dbias += sum(dz)
