@@ -13,8 +13,9 @@
  * a block of A, MC rows by KC, into micro-panels of MR rows; a register tile
  * of MR x NR elements of C is then summed over the KC depth from the two
  * packed panels, both read as sequential streams (B's micro-panel stays in
- * L1, A's block in L2). Edges are packed with zeros, so the tile code has no
- * special cases; only its store is clipped.
+ * L1, A's block in L2). Edge panels are padded with zeros; the last rows of
+ * a block get a tile of their own height and the last columns a clipped
+ * store. Products of at most LF_FEW_ROWS rows skip packing (gemm_few_rows).
  *
  * Threads split C into contiguous ranges of whole tiles along M or N (the one
  * whose split costs less repacking) and run independently: no barrier. Each
@@ -25,9 +26,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* The register tile: 4 rows x 3 vectors of columns (12 accumulators). 6 x 2
- * has as many, but needs 6 broadcasts per 12 FMAs against 4; on Zen 3 that
- * was 64 -> 75 GFLOP/s on one core for x @ kernel of the large workload. */
+/* The register tile: 4 rows x 3 vectors of columns (12 accumulators, 16
+ * registers with the 3 weight vectors and a broadcast under AVX2). 6 x 2 has
+ * as many accumulators but needs 6 broadcasts per 12 FMAs against 4; here it
+ * measured a few per cent slower (within this VM's noise). */
 #ifndef GEMM_MR
 #define GEMM_MR 4 /* rows of a register tile */
 #endif
