@@ -66,6 +66,7 @@ typedef struct {
     int trans_a, trans_b, accumulate;
     int64_t M, N, K, lda, ldb, ldc;
     const REAL *A, *B;
+    const REAL *bp;          /* op(B) packed once by lf_gemm_pack, or NULL */
     REAL *C;
     int split_n;             /* 1: threads split the columns, else the rows */
     int few_rows;            /* op(A) has at most LF_FEW_ROWS rows and B is not transposed */
@@ -235,14 +236,15 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = K - pc < KC ? K - pc : KC;
             const int add = g->accumulate || pc > 0;
-            FN(gemm_pack_b)(g, pb, pc, kc, jc, nc);
+            if (!g->bp) FN(gemm_pack_b)(g, pb, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = m1 - ic < MC ? m1 - ic : MC;
                 FN(gemm_pack_a)(g, pa, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     REAL *c = g->C + ic * ldc + jc + jr;
-                    const REAL *b = pb + jr * kc;
+                    const REAL *b = g->bp ? g->bp + ((jc + jr) / GEMM_NR * K + pc) * GEMM_NR
+                                          : pb + jr * kc;
                     int64_t ir = 0;
 #define LF_GEMM_TILE(mr) FN(gemm_tile)(kc, pa + ir * kc, b, c + ir * ldc, ldc, mr, nr, add)
                     for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
@@ -302,12 +304,33 @@ static void FN(gemm_task)(void *arg, int tid, int nth) {
     lf_fp_exit(fp_state);
 }
 
-int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,
-                int64_t lda, const REAL *B, int64_t ldb, int accumulate, REAL *C, int64_t ldc,
-                int n_threads) {
+/* B (K, N) -> panels (ceil(N / NR), K, NR), zero past column N: the layout
+ * gemm_part reads its packed blocks in, for a B used by many products (the
+ * kernel of repeated inference, ops.pack_weights). */
+int64_t FN(lf_gemm_packed_len)(int64_t K, int64_t N) {
+    return (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * K;
+}
+
+int FN(lf_gemm_pack)(REAL *dst, const REAL *B, int64_t K, int64_t N, int64_t ldb) {
+    for (int64_t k0 = 0; k0 < K; k0 += LF_PACK_ROWS) { /* rows in groups, as pack_b */
+        const int64_t k1 = k0 + LF_PACK_ROWS < K ? k0 + LF_PACK_ROWS : K;
+        for (int64_t j = 0; j < N; j += GEMM_NR) {
+            const int64_t cols = N - j < GEMM_NR ? N - j : GEMM_NR;
+            for (int64_t k = k0; k < k1; k++) {
+                REAL *d = dst + (j / GEMM_NR * K + k) * GEMM_NR;
+                for (int64_t n = 0; n < GEMM_NR; n++) d[n] = n < cols ? B[k * ldb + j + n] : 0;
+            }
+        }
+    }
+    return LF_OK;
+}
+
+static int FN(gemm_run)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,
+                        int64_t lda, const REAL *B, int64_t ldb, const REAL *bp, int accumulate,
+                        REAL *C, int64_t ldc, int n_threads) {
     FN(gemm_ctx) g = {.trans_a = trans_a, .trans_b = trans_b, .accumulate = accumulate,
                       .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
-                      .A = A, .B = B, .C = C};
+                      .A = A, .B = B, .bp = bp, .C = C};
     atomic_init(&g.failed, 0);
     if (M == 0 || N == 0) return LF_OK;
     if (K == 0) { /* an empty sum */
@@ -318,7 +341,7 @@ int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
     }
     /* Splitting M makes every thread pack all of B (K x N), splitting N all
      * of A (M x K): split the larger of M and N. */
-    g.few_rows = M <= LF_FEW_ROWS && !trans_b;
+    g.few_rows = M <= LF_FEW_ROWS && !trans_b && !bp;
     g.split_n = N > M || g.few_rows;
     const int64_t tiles = g.split_n ? (N + GEMM_NR - 1) / GEMM_NR : (M + GEMM_MR - 1) / GEMM_MR;
     int64_t nth = n_threads < 1 ? 1 : n_threads;
@@ -326,6 +349,22 @@ int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
     if (2.0 * (double)M * (double)N * (double)K < 4e5) nth = 1; /* waking the team costs more */
     lf_parallel_run(FN(gemm_task), &g, NULL, (int)nth, 2.0 * (double)M * (double)N * (double)K);
     return atomic_load(&g.failed) ? LF_ENOMEM : LF_OK;
+}
+
+int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,
+                int64_t lda, const REAL *B, int64_t ldb, int accumulate, REAL *C, int64_t ldc,
+                int n_threads) {
+    return FN(gemm_run)(trans_a, trans_b, M, N, K, A, lda, B, ldb, NULL, accumulate, C, ldc,
+                        n_threads);
+}
+
+/* C (+)= op(A) @ B with B given packed by lf_gemm_pack: bit-identical to
+ * lf_gemm on the same B (the same blocks, summed in the same order). */
+int FN(lf_gemm_prepacked)(int trans_a, int64_t M, int64_t N, int64_t K, const REAL *A,
+                          int64_t lda, const REAL *bp, int accumulate, REAL *C, int64_t ldc,
+                          int n_threads) {
+    return FN(gemm_run)(trans_a, 0, M, N, K, A, lda, NULL, N, bp, accumulate, C, ldc,
+                        n_threads);
 }
 
 #undef KC

@@ -144,6 +144,23 @@ static int dims_ok(const lf_lstm_dims *d) {
             return LF_EINVAL;                                                                  \
         LF_DISPATCH(gemm, type, trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc, \
                     n_threads)                                                                 \
+    }                                                                                          \
+    int64_t lf_gemm_packed_len_##type(int64_t K, int64_t N) {                                  \
+        if (K < 0 || N < 0) return LF_EINVAL;                                                  \
+        LF_DISPATCH(gemm_packed_len, type, K, N)                                               \
+    }                                                                                          \
+    int lf_gemm_pack_##type(REAL *dst, const REAL *B, int64_t K, int64_t N, int64_t ldb) {     \
+        if (K < 0 || N < 0 || ldb < N || (K && N && (!dst || !B))) return LF_EINVAL;           \
+        LF_DISPATCH(gemm_pack, type, dst, B, K, N, ldb)                                        \
+    }                                                                                          \
+    int lf_gemm_prepacked_##type(int trans_a, int64_t M, int64_t N, int64_t K, const REAL *A,  \
+                                 int64_t lda, const REAL *bp, int accumulate, REAL *C,         \
+                                 int64_t ldc, int n_threads) {                                 \
+        if (M < 0 || N < 0 || K < 0 || ldc < N || (M && N && !C) ||                           \
+            lda < (trans_a ? M : K) || (M && N && K && (!A || !bp)))                           \
+            return LF_EINVAL;                                                                  \
+        LF_DISPATCH(gemm_prepacked, type, trans_a, M, N, K, A, lda, bp, accumulate, C, ldc,    \
+                    n_threads)                                                                 \
     }
 
 LF_DEFINE_ENTRY(f32, float)

@@ -102,6 +102,21 @@ int lf_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const
                 int64_t lda, const double *B, int64_t ldb, int accumulate, double *C,
                 int64_t ldc, int n_threads);
 
+/* B (K, N) packed once for many products with the same B (the kernel of
+ * repeated inference): lf_gemm_packed_len_* elements, made by lf_gemm_pack_*
+ * on the current ISA path and valid only on it; lf_gemm_prepacked_* is then
+ * lf_gemm_* (trans_b = 0) without packing B, with the same results. */
+int64_t lf_gemm_packed_len_f32(int64_t K, int64_t N);
+int64_t lf_gemm_packed_len_f64(int64_t K, int64_t N);
+int lf_gemm_pack_f32(float *dst, const float *B, int64_t K, int64_t N, int64_t ldb);
+int lf_gemm_pack_f64(double *dst, const double *B, int64_t K, int64_t N, int64_t ldb);
+int lf_gemm_prepacked_f32(int trans_a, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *bp, int accumulate, float *C, int64_t ldc,
+                          int n_threads);
+int lf_gemm_prepacked_f64(int trans_a, int64_t M, int64_t N, int64_t K, const double *A,
+                          int64_t lda, const double *bp, int accumulate, double *C,
+                          int64_t ldc, int n_threads);
+
 int lf_isa_supported(int isa);            /* 1 if the CPU and the build support it */
 int lf_get_isa(void);
 int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */

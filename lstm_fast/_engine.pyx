@@ -77,6 +77,16 @@ cdef extern from "lstm_cython.h" nogil:
     int lf_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     const double *A, int64_t lda, const double *B, int64_t ldb,
                     int accumulate, double *C, int64_t ldc, int n_threads)
+    int64_t lf_gemm_packed_len_f32(int64_t K, int64_t N)
+    int64_t lf_gemm_packed_len_f64(int64_t K, int64_t N)
+    int lf_gemm_pack_f32(float *dst, const float *B, int64_t K, int64_t N, int64_t ldb)
+    int lf_gemm_pack_f64(double *dst, const double *B, int64_t K, int64_t N, int64_t ldb)
+    int lf_gemm_prepacked_f32(int trans_a, int64_t M, int64_t N, int64_t K, const float *A,
+                              int64_t lda, const float *bp, int accumulate, float *C,
+                              int64_t ldc, int n_threads)
+    int lf_gemm_prepacked_f64(int trans_a, int64_t M, int64_t N, int64_t K, const double *A,
+                              int64_t lda, const double *bp, int accumulate, double *C,
+                              int64_t ldc, int n_threads)
     int lf_isa_supported(int isa)
     int lf_get_isa()
     int lf_set_isa(int isa)
@@ -320,6 +330,27 @@ cdef int _gemm(object a, bint trans_a, object b, bint trans_b, object c, bint ac
     return 0
 
 
+cdef int _gemm_prepacked(object a, object bp, object c, int nth) except -1:
+    """c = a @ B for B packed by lf_gemm_pack (bp), C-contiguous arrays of one dtype."""
+    cdef int64_t M = c.shape[0]
+    cdef int64_t N = c.shape[1]
+    cdef int64_t K = a.shape[1]
+    cdef void *pa = _ptr(a)
+    cdef void *pb = _ptr(bp)
+    cdef void *pc = _ptr(c)
+    cdef int rc
+    cdef bint f32 = c.dtype == np.float32
+    with nogil:
+        if f32:
+            rc = lf_gemm_prepacked_f32(0, M, N, K, <const float *>pa, K, <const float *>pb, 0,
+                                       <float *>pc, N, nth)
+        else:
+            rc = lf_gemm_prepacked_f64(0, M, N, K, <const double *>pa, K, <const double *>pb, 0,
+                                       <double *>pc, N, nth)
+    _raise_for(rc, "matrix product")
+    return 0
+
+
 def matmul(a, b, *, trans_a=False, trans_b=False, out=None, accumulate=False,
            n_threads=None):
     """The engine's matrix product: `op(a) @ op(b)` on its own threads.
@@ -396,6 +427,12 @@ class PackedWeights:
     on the same weights (predict, streaming one step per call), pack them once
     with `pack_weights` and pass ``packed=`` to `lstm_forward` / `lstm_step`.
 
+    With more than FUSE_MAX_INPUT input features, kernel is also packed in
+    the layout of the engine's GEMM (``kernel_gemm``), which computes
+    x @ kernel for all steps before the time loop: a batch of one then skips
+    repacking the whole kernel on every call. The results are the same as
+    without ``packed=``, bit for bit.
+
     The packed copy does not follow later changes of the arrays: pack again
     after changing the weights. It is also tied to the ISA path in use when it
     was made (the block width differs); a call on another path raises.
@@ -421,6 +458,17 @@ class PackedWeights:
             else:
                 rc = lf_lstm_pack_f64(<double *>_ptr(packed), <const double *>_ptr(w), rows, H,
                                       nth)
+            _raise_for(rc, "weight packing")
+        self.kernel_gemm = None
+        if I > FUSE_MAX_INPUT:
+            n_g = lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H)
+            self.kernel_gemm = _empty((n_g,), dtype)
+            if f32:
+                rc = lf_gemm_pack_f32(<float *>_ptr(self.kernel_gemm),
+                                      <const float *>_ptr(kernel), I, 4 * H, 4 * H)
+            else:
+                rc = lf_gemm_pack_f64(<double *>_ptr(self.kernel_gemm),
+                                      <const double *>_ptr(kernel), I, 4 * H, 4 * H)
             _raise_for(rc, "weight packing")
 
     def __repr__(self):
@@ -462,6 +510,15 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
             raise ValueError(
                 f"Expected packed.{name} to be the C-contiguous {np.dtype(dtype).name} array of "
                 f"shape ({n},) made by pack_weights. Received: {type(a).__name__} "
+                f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
+    a = getattr(packed, "kernel_gemm", None)
+    if I > FUSE_MAX_INPUT:
+        n = lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H)
+        if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (n,)
+                or not a.flags.c_contiguous):
+            raise ValueError(
+                f"Expected packed.kernel_gemm to be the C-contiguous {np.dtype(dtype).name} "
+                f"array of shape ({n},) made by pack_weights. Received: {type(a).__name__} "
                 f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
     return packed
 
@@ -562,7 +619,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     xproj = None
     if not fused:
         xproj = _empty((B, T, 4 * H), dtype)
-        _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False, nth)
+        if packed is None:
+            _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False,
+                  nth)
+        else:
+            _gemm_prepacked(x.reshape(B * T, I), packed.kernel_gemm,
+                            xproj.reshape(B * T, 4 * H), nth)
 
     y = _empty((B, T, H) if return_sequences else (B, H), dtype)
     h_T = _empty((B, H), dtype)

@@ -277,8 +277,9 @@ def test_memory_error_for_absurd_sizes():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("H", [5, 16, 37])
-def test_prepacked_weights_give_the_same_results(isa, dtype, H):
-    B, T, I = 3, 6, 7
+@pytest.mark.parametrize("I", [7, 300])  # fused input projection / the GEMM on a prepacked kernel
+def test_prepacked_weights_give_the_same_results(isa, dtype, H, I):
+    B, T = 3, 6
     p, kw = make_problem(B, T, I, H, dtype, lengths=True)
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
     for opts in (dict(), dict(go_backwards=True, return_sequences=False)):
@@ -294,6 +295,16 @@ def test_prepacked_weights_give_the_same_results(isa, dtype, H):
     np.testing.assert_array_equal(c1, c2)
     yr = ref.lstm_forward(**as64(p), **kw)[0]
     np.testing.assert_allclose(ops.lstm_forward(**p, **kw, packed=packed)[0], yr, **TOL[dtype])
+
+
+def test_prepacked_gemm_kernel_is_checked():
+    p, _ = make_problem(2, 3, 40, 5, np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    assert packed.kernel_gemm is not None
+    packed.kernel_gemm = packed.kernel_gemm[:-1].copy()
+    with pytest.raises(ValueError, match="packed.kernel_gemm"):
+        ops.lstm_forward(**p, packed=packed)
+    assert ops.pack_weights(p["kernel"][:30], p["recurrent_kernel"]).kernel_gemm is None
 
 
 def test_prepacked_weights_are_checked():
