@@ -1,10 +1,11 @@
-"""fit runs NumPy's OpenBLAS on one thread for small models and restores it after."""
+"""fit, predict and evaluate of a model with LSTM layers run NumPy's OpenBLAS on one
+thread (its spinning threads would take the cores from the engine's) and restore it."""
 
 import numpy as np
 import pytest
 
 from lstm_fast import _blas
-from lstm_fast.layers import LSTM, Dense
+from lstm_fast.layers import LSTM, Bidirectional, Dense, Input
 from lstm_fast.models import Sequential
 
 api = _blas._find()
@@ -23,20 +24,34 @@ def test_limit_threads_sets_and_restores():
         set_(before)
 
 
-@pytest.mark.parametrize("units,expect_limited", [(16, True), (300, False)])
-def test_fit_limits_blas_threads_only_for_small_models(units, expect_limited):
+@pytest.mark.parametrize("layers,expect_limited", [
+    (lambda: [LSTM(16, input_shape=(3, 4)), Dense(1)], True),
+    (lambda: [LSTM(300, input_shape=(3, 4)), Dense(1)], True),
+    (lambda: [Bidirectional(LSTM(5), input_shape=(3, 4)), Dense(1)], True),
+    (lambda: [Input((3, 4)), Dense(1)], False),  # no LSTM: NumPy's own setting
+])
+def test_fit_predict_evaluate_limit_blas_threads_for_lstm_models(layers, expect_limited):
     get, set_ = api
     before = get()
     set_(2)
-    seen = []  # OpenBLAS's thread count at the end of each training batch
+    seen = {}  # OpenBLAS's thread count at the end of each batch, per phase
     try:
         from lstm_fast.callbacks import LambdaCallback
 
-        m = Sequential([LSTM(units, input_shape=(3, 4)), Dense(1)])
+        def note(phase):
+            return lambda b, logs: seen.setdefault(phase, []).append(get())
+
+        cb = LambdaCallback(on_train_batch_end=note("fit"), on_predict_batch_end=note("predict"),
+                            on_test_batch_end=note("evaluate"))
+        m = Sequential(layers())
         m.compile(optimizer="sgd", loss="mse")
-        m.fit(np.zeros((8, 3, 4)), np.zeros((8, 1)), epochs=1, batch_size=4, verbose=0,
-              callbacks=[LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(get()))])
-        assert seen and all(n == (1 if expect_limited else 2) for n in seen), seen
+        x, y = np.zeros((8, 3, 4)), np.zeros((8, 3, 1) if not expect_limited else (8, 1))
+        m.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cb])
+        m.predict(x, batch_size=4, verbose=0, callbacks=[cb])
+        m.evaluate(x, y, batch_size=4, verbose=0, callbacks=[cb])
+        assert set(seen) == {"fit", "predict", "evaluate"}, seen
+        for phase, counts in seen.items():
+            assert all(n == (1 if expect_limited else 2) for n in counts), (phase, counts)
         assert get() == 2  # restored
     finally:
         set_(before)
