@@ -37,7 +37,7 @@ static void futex_wake_all(atomic_int *addr) { (void)addr; }
  * pause instruction, ~10-40 ns, so the idle spin lasts tens of microseconds:
  * long enough to catch the next call of a streaming loop, short enough not to
  * steal a core from the BLAS call that usually follows. */
-enum { BARRIER_SPINS = 4000, IDLE_SPINS = 2000, MAX_WORKERS = 255 };
+enum { BARRIER_SPINS = 4000, BARRIER_YIELD_AFTER = 2048, IDLE_SPINS = 2000, MAX_WORKERS = 255 };
 
 void lf_barrier_init(lf_barrier *b, int n) {
     b->n = n;
@@ -62,6 +62,10 @@ void lf_barrier_wait(lf_barrier *b) {
     for (int spins = 0; spins < BARRIER_SPINS; spins++) {
         if (atomic_load_explicit(&b->phase, memory_order_acquire) != phase) return;
         cpu_relax();
+        /* Past the first spins, a member is late: often because another
+         * process's (or NumPy's BLAS) threads hold its core. Yielding lends
+         * it ours; with nobody else runnable it returns at once. */
+        if (spins >= BARRIER_YIELD_AFTER && spins % 64 == 0) sched_yield();
     }
     atomic_fetch_add(&b->sleepers, 1);
     while (atomic_load(&b->phase) == phase) futex_wait(&b->phase, phase);
@@ -208,6 +212,7 @@ int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, do
     for (int spins = 0; spins < BARRIER_SPINS; spins++) {
         if (atomic_load_explicit(&team.done, memory_order_acquire) == n - 1) break;
         cpu_relax();
+        if (spins >= BARRIER_YIELD_AFTER && spins % 64 == 0) sched_yield(); /* as in a barrier */
     }
     int done;
     if ((done = atomic_load(&team.done)) < n - 1) {
