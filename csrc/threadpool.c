@@ -36,7 +36,8 @@ static void futex_wake_all(atomic_int *addr) { (void)addr; }
 /* Spins before a waiter yields (barrier) or sleeps (idle worker). A spin is a
  * pause instruction, ~10-40 ns, so the idle spin lasts tens of microseconds:
  * long enough to catch the next call of a streaming loop, short enough not to
- * steal a core from the BLAS call that usually follows. */
+ * hold a core long after the last call (other work, NumPy's included, may
+ * follow). */
 enum { BARRIER_SPINS = 4000, BARRIER_YIELD_AFTER = 2048, IDLE_SPINS = 2000, MAX_WORKERS = 255 };
 
 void lf_barrier_init(lf_barrier *b, int n) {
