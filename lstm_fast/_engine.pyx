@@ -305,48 +305,35 @@ def _empty(shape, dtype):
 # ---- the engine's matrix product ------------------------------------------------
 
 cdef int _gemm(object a, bint trans_a, object b, bint trans_b, object c, bint accumulate,
-               int nth) except -1:
+               int nth, object bp=None) except -1:
     """c (+)= op(a) @ op(b) on the engine's threads, for C-contiguous 2-D arrays of
     one dtype whose shapes the caller has checked: op(a) is a, or a.T with
-    trans_a (likewise b), c is (op(a).rows, op(b).cols)."""
+    trans_a (likewise b), c is (op(a).rows, op(b).cols). With bp (b packed by
+    lf_gemm_pack; b itself then unused and not transposed) B is not repacked."""
+    cdef bint prepacked = bp is not None
     cdef int64_t M = c.shape[0]
     cdef int64_t N = c.shape[1]
     cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
     cdef int64_t lda = a.shape[1]
-    cdef int64_t ldb = b.shape[1]
+    cdef int64_t ldb = N if prepacked else b.shape[1]
     cdef void *pa = _ptr(a)
-    cdef void *pb = _ptr(b)
+    cdef void *pb = _ptr(bp if prepacked else b)
     cdef void *pc = _ptr(c)
     cdef int rc
     cdef bint f32 = c.dtype == np.float32
     with nogil:
-        if f32:
+        if f32 and prepacked:
+            rc = lf_gemm_prepacked_f32(trans_a, M, N, K, <const float *>pa, lda,
+                                       <const float *>pb, accumulate, <float *>pc, N, nth)
+        elif f32:
             rc = lf_gemm_f32(trans_a, trans_b, M, N, K, <const float *>pa, lda,
                              <const float *>pb, ldb, accumulate, <float *>pc, N, nth)
+        elif prepacked:
+            rc = lf_gemm_prepacked_f64(trans_a, M, N, K, <const double *>pa, lda,
+                                       <const double *>pb, accumulate, <double *>pc, N, nth)
         else:
             rc = lf_gemm_f64(trans_a, trans_b, M, N, K, <const double *>pa, lda,
                              <const double *>pb, ldb, accumulate, <double *>pc, N, nth)
-    _raise_for(rc, "matrix product")
-    return 0
-
-
-cdef int _gemm_prepacked(object a, object bp, object c, int nth) except -1:
-    """c = a @ B for B packed by lf_gemm_pack (bp), C-contiguous arrays of one dtype."""
-    cdef int64_t M = c.shape[0]
-    cdef int64_t N = c.shape[1]
-    cdef int64_t K = a.shape[1]
-    cdef void *pa = _ptr(a)
-    cdef void *pb = _ptr(bp)
-    cdef void *pc = _ptr(c)
-    cdef int rc
-    cdef bint f32 = c.dtype == np.float32
-    with nogil:
-        if f32:
-            rc = lf_gemm_prepacked_f32(0, M, N, K, <const float *>pa, K, <const float *>pb, 0,
-                                       <float *>pc, N, nth)
-        else:
-            rc = lf_gemm_prepacked_f64(0, M, N, K, <const double *>pa, K, <const double *>pb, 0,
-                                       <double *>pc, N, nth)
     _raise_for(rc, "matrix product")
     return 0
 
@@ -619,12 +606,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     xproj = None
     if not fused:
         xproj = _empty((B, T, 4 * H), dtype)
-        if packed is None:
-            _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False,
-                  nth)
-        else:
-            _gemm_prepacked(x.reshape(B * T, I), packed.kernel_gemm,
-                            xproj.reshape(B * T, 4 * H), nth)
+        _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False,
+              nth, None if packed is None else packed.kernel_gemm)
 
     y = _empty((B, T, H) if return_sequences else (B, H), dtype)
     h_T = _empty((B, H), dtype)

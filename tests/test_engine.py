@@ -40,14 +40,6 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(params=ops.supported_isas())
-def isa(request):
-    before = ops.get_isa()
-    ops.set_isa(request.param)
-    yield request.param
-    ops.set_isa(before)
-
-
 def make_problem(B, T, I, H, dtype, seed=0, bias=True, state=True, lengths=False):
     rng = np.random.default_rng(seed)
 

@@ -32,14 +32,6 @@ SIZES = [  # (M, N, K)
 ]
 
 
-@pytest.fixture(params=ops.supported_isas())
-def isa(request):
-    before = ops.get_isa()
-    ops.set_isa(request.param)
-    yield request.param
-    ops.set_isa(before)
-
-
 def _operands(rng, M, N, K, trans_a, trans_b, dtype):
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
