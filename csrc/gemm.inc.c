@@ -52,6 +52,11 @@ _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
     default: break;                             \
     }
 #define LF_PACK_ROWS 16 /* rows of a matrix read together when packing across it */
+#ifndef LF_GEMM_PARTS_PER_THREAD
+#define LF_GEMM_PARTS_PER_THREAD 4 /* parts of a product shared out per thread */
+#define LF_GEMM_MAX_THREADS 16     /* counters on the stack up to this many threads */
+#define LF_GEMM_MIN_PART 256       /* columns or rows of a part, at least */
+#endif
 enum {
     FN(GEMM_KC) = 256,                               /* depth of a packed block */
     FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB */
@@ -70,7 +75,8 @@ typedef struct {
     REAL *C;
     int split_n;             /* 1: threads split the columns, else the rows */
     int few_rows;            /* op(A) has at most LF_FEW_ROWS rows and B is not transposed */
-    atomic_int failed;       /* a thread could not get its packing buffers */
+    int64_t tile;            /* columns (split_n) or rows per tile of the split */
+    lf_phases ph;            /* the parts of the split, shared out (one phase)  */
 } FN(gemm_ctx);
 
 /* rows i0..i0+mc, depth p0..p0+kc of op(A) -> micro-panels (mc/MR, kc, MR) */
@@ -276,31 +282,31 @@ static REAL *FN(gemm_buffers)(void) {
     return buf;
 }
 
+/* Part c of the split (of ph.n_chunks): whole tiles of columns or rows. */
+static void FN(gemm_run_part)(FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t c) {
+    const int64_t n = g->ph.n_chunks, len = g->split_n ? g->N : g->M;
+    const int64_t tiles = (len + g->tile - 1) / g->tile;
+    int64_t e0 = tiles * c / n * g->tile, e1 = tiles * (c + 1) / n * g->tile;
+    if (e1 > len) e1 = len;
+    if (e0 >= e1) return;
+    if (g->few_rows)
+        FN(gemm_few_rows)(g, pb, e0, e1);
+    else if (g->split_n)
+        FN(gemm_part)(g, pa, pb, 0, g->M, e0, e1);
+    else
+        FN(gemm_part)(g, pa, pb, e0, e1, 0, g->N);
+}
+
 static void FN(gemm_task)(void *arg, int tid, int nth) {
+    (void)nth;
     FN(gemm_ctx) *g = arg;
     REAL *pa = FN(gemm_buffers)();
-    if (!pa) {
-        atomic_store(&g->failed, 1);
-        return;
-    }
+    if (!pa) return; /* leaves its parts to the others; gemm_run checks they were done */
     REAL *pb = pa + (size_t)MC * KC;
     unsigned fp_state = lf_fp_enter();
-    if (g->few_rows) {
-        const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
-        int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;
-        if (n1 > g->N) n1 = g->N;
-        if (n0 < n1) FN(gemm_few_rows)(g, pb, n0, n1);
-    } else if (g->split_n) {
-        const int64_t tiles = (g->N + GEMM_NR - 1) / GEMM_NR;
-        int64_t n0 = tiles * tid / nth * GEMM_NR, n1 = tiles * (tid + 1) / nth * GEMM_NR;
-        if (n1 > g->N) n1 = g->N;
-        if (n0 < n1) FN(gemm_part)(g, pa, pb, 0, g->M, n0, n1);
-    } else {
-        const int64_t tiles = (g->M + GEMM_MR - 1) / GEMM_MR;
-        int64_t m0 = tiles * tid / nth * GEMM_MR, m1 = tiles * (tid + 1) / nth * GEMM_MR;
-        if (m1 > g->M) m1 = g->M;
-        if (m0 < m1) FN(gemm_part)(g, pa, pb, m0, m1, 0, g->N);
-    }
+    int64_t c, n_done = 0;
+    for (; (c = lf_phases_claim(&g->ph, tid, 0, 0)) >= 0; n_done++) FN(gemm_run_part)(g, pa, pb, c);
+    lf_phases_publish(&g->ph, tid, n_done);
     lf_fp_exit(fp_state);
 }
 
@@ -331,7 +337,6 @@ static int FN(gemm_run)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t 
     FN(gemm_ctx) g = {.trans_a = trans_a, .trans_b = trans_b, .accumulate = accumulate,
                       .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
                       .A = A, .B = B, .bp = bp, .C = C};
-    atomic_init(&g.failed, 0);
     if (M == 0 || N == 0) return LF_OK;
     if (K == 0) { /* an empty sum */
         if (!accumulate)
@@ -343,12 +348,27 @@ static int FN(gemm_run)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t 
      * of A (M x K): split the larger of M and N. */
     g.few_rows = M <= LF_FEW_ROWS && !trans_b && !bp;
     g.split_n = N > M || g.few_rows;
-    const int64_t tiles = g.split_n ? (N + GEMM_NR - 1) / GEMM_NR : (M + GEMM_MR - 1) / GEMM_MR;
+    g.tile = g.split_n ? GEMM_NR : GEMM_MR;
+    const int64_t tiles = ((g.split_n ? N : M) + g.tile - 1) / g.tile;
+    const double flops = 2.0 * (double)M * (double)N * (double)K;
     int64_t nth = n_threads < 1 ? 1 : n_threads;
     if (nth > tiles) nth = tiles;
-    if (2.0 * (double)M * (double)N * (double)K < 4e5) nth = 1; /* waking the team costs more */
-    lf_parallel_run(FN(gemm_task), &g, NULL, (int)nth, 2.0 * (double)M * (double)N * (double)K);
-    return atomic_load(&g.failed) ? LF_ENOMEM : LF_OK;
+    if (flops < 4e5) nth = 1; /* waking the team costs more */
+    /* A few parts per thread, so that a thread that loses its core to another
+     * process leaves most of its share to the others; but each part packs
+     * again the operand that is not split (all of op(A) when N is split), so
+     * parts stay at least LF_GEMM_MIN_PART columns or rows wide. */
+    int64_t parts = nth * LF_GEMM_PARTS_PER_THREAD;
+    if (parts > (g.split_n ? N : M) / LF_GEMM_MIN_PART) parts = (g.split_n ? N : M) / LF_GEMM_MIN_PART;
+    if (parts < nth) parts = nth;
+    lf_counter counters[2 * LF_GEMM_MAX_THREADS];
+    lf_counter *heap = NULL;
+    if (nth > LF_GEMM_MAX_THREADS && !(heap = lf_alloc(2 * (size_t)nth * sizeof(lf_counter))))
+        return LF_ENOMEM;
+    lf_phases_init(&g.ph, (int)nth, parts, heap ? heap : counters);
+    lf_parallel_run_shared(FN(gemm_task), &g, &g.ph, (int)nth, flops);
+    lf_free(heap);
+    return lf_phases_finished(&g.ph, 0) ? LF_OK : LF_ENOMEM;
 }
 
 int FN(lf_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,

@@ -122,6 +122,12 @@ int lf_get_isa(void);
 int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */
 const char *lf_isa_name(int isa);
 
+/* Testing aid: each pool worker waits this many microseconds before it joins
+ * a job (0, the default: none), as a worker that lost its core to another
+ * process would. Results must not change; calls whose work the others can
+ * take over must not wait for it. */
+void lf_set_late_workers(int microseconds);
+
 /* Units handled per SIMD block by the current ISA, for float (4-byte) or
  * double (8-byte) elements; exposed so tests can cover the block tails. */
 int lf_block_units(int elem_size);

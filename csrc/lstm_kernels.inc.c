@@ -10,14 +10,17 @@
  *   #define SFX avx2_f32    suffix of every name defined here
  *
  * Legend: B batch, T time, I input features, H units, G = 4H gates.
- * U = lanes of a vector = hidden units per block. Threads own whole blocks
- * of units: block j holds units [j*U, j*U + U), and its owner computes the
- * four gates of those units, so a tile of z is finished in registers (bias,
- * nonlinearities, c and h update) and never goes back to memory as z.
+ * U = lanes of a vector = hidden units per block. Work is split by blocks
+ * of units: block j holds units [j*U, j*U + U), and whoever computes it
+ * computes the four gates of those units, so a tile of z is finished in
+ * registers (bias, nonlinearities, c and h update) and never goes back to
+ * memory as z. The forward shares its blocks out per step (lf_phases: each
+ * thread takes its own first, then the others' that have not started); the
+ * backward gives each thread fixed blocks and meets at a barrier per step.
  *
  * Determinism: each output element is computed by the same operations in
- * the same order whichever thread owns its block and however many threads
- * run, so results do not depend on the thread count.
+ * the same order whichever thread computes its block and however many
+ * threads run, so results do not depend on the thread count.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -166,6 +169,7 @@ INLINE V FN(vtanh)(V x) {
 typedef struct {
     const lf_lstm_dims *d;
     int64_t Hp, nblk;        /* blocks of U units; the last may be partial */
+    int64_t cb;              /* blocks per chunk (fwd_chunk_blocks)        */
     REAL *y, *h_T, *c_T, *gates, *cell, *hprev;
     const REAL *xproj;       /* (B,T,G) x @ kernel, or NULL: then x @ kernel is fused here */
     const REAL *x, *kernel;  /* (B,T,I), (I,G): the fused input projection (streaming)    */
@@ -176,8 +180,8 @@ typedef struct {
     const REAL *rk_packed, *k_packed;
     REAL *rk_own, *k_own;
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
-    REAL *cbuf;    /* (B, Hp): c, updated in place by the owner of each unit */
-    lf_barrier bar;
+    REAL *cbuf;    /* (B, Hp): c, updated in place by whoever runs its chunk  */
+    lf_phases ph;  /* the chunks of each step, shared out among the threads  */
 } FN(fwd_ctx);
 
 /* The epilogue of one row of a tile: z = acc (+ xproj) + bias, gates, c, h. */
@@ -362,14 +366,26 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
     return LF_OK;
 }
 
-static void FN(fwd_task)(void *arg, int tid, int nth) {
-    FN(fwd_ctx) *cx = arg;
+/* The forward's unit of shared work (a chunk of lf_phases): cx->cb blocks
+ * of units for all rows. Phase 0 packs the chunk's weights and sets its
+ * initial state; phase s + 1 is time step s. Whoever runs a chunk computes it
+ * the same way, so results do not depend on which thread ran it.
+ *
+ * About four chunks per thread and step: a claim is a locked instruction,
+ * which waits for the chunk's stores and stalls the next chunk's loads (at
+ * one chunk per block, 7% of the time of a batch-1 step at H = 256), and a
+ * thread that loses its core holds up the step by at most the chunk it
+ * runs. At batch 1 a chunk is whole pairs of blocks (fwd_tile_pair). */
+static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t nblk, int nth) {
+    const int64_t unit = B == 1 && GP < 4 ? 2 : 1;
+    int64_t cb = nblk / (4 * (int64_t)nth) / unit * unit;
+    return cb < unit ? unit : cb;
+}
+
+static void FN(fwd_init_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1) {
     const lf_lstm_dims *d = cx->d;
     const int64_t B = d->B, T = d->T, H = d->H, Hp = cx->Hp;
-    const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
-    const int64_t v0 = j0 * U, v1 = j1 * U; /* this thread's units, padded */
-    unsigned fp_state = lf_fp_enter();
-
+    const int64_t v0 = j0 * U, v1 = j1 * U; /* the chunk's units, padded */
     if (cx->rk_own) FN(pack_rows)(cx->rk_own, cx->rk, H, H, j0, j1);
     if (cx->k_own) FN(pack_rows)(cx->k_own, cx->kernel, d->I, H, j0, j1);
     for (int64_t b = 0; b < B; b++)
@@ -377,50 +393,76 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
             cx->hbuf[b * Hp + v] = v < H && cx->h0 ? cx->h0[b * H + v] : (REAL)0;
             cx->cbuf[b * Hp + v] = v < H && cx->c0 ? cx->c0[b * H + v] : (REAL)0;
         }
-    lf_barrier_wait(&cx->bar);
-
-    for (int64_t s = 0; s < T; s++) {
-        const int64_t t = d->go_backwards ? T - 1 - s : s;
-        const REAL *cur = cx->hbuf + (s & 1) * B * Hp;
-        REAL *nxt = cx->hbuf + ((s + 1) & 1) * B * Hp;
-        if (cx->hprev)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t v = v0; v < v1 && v < H; v++)
-                    cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
-        /* Blocks in turn forwards and backwards: the weights a thread reads
-         * every step are about its L2 (512 KB of recurrent_kernel per core at
-         * H = 256 on two), and sweeping them always in one order evicts each
-         * line just before its next use; reversed, the lines read last are
-         * read first. The order does not change any result. */
-        if (B == 1 && GP < 4) { /* blocks in pairs, the same turns */
-            for (int64_t jj = j0; jj < j1; jj += 2) {
-                const int64_t j = s & 1 ? (j1 - jj >= 2 ? j1 - jj - 2 + j0 : j0) : jj;
-                if (j1 - jj >= 2)
-                    FN(fwd_tile_pair)(cx, 0, j, t, s, cur, nxt);
-                else
-                    FN(fwd_tile)(cx, 1, 0, j, t, s, cur, nxt);
+    if (T == 0)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t v = v0; v < v1 && v < H; v++) {
+                if (cx->h_T) cx->h_T[b * H + v] = cx->hbuf[b * Hp + v];
+                if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
+                if (!d->return_sequences) cx->y[b * H + v] = cx->hbuf[b * Hp + v];
             }
-            lf_barrier_wait(&cx->bar);
-            continue;
+}
+
+static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t s,
+                               int reverse) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t B = d->B, T = d->T, H = d->H, Hp = cx->Hp;
+    const int64_t t = d->go_backwards ? T - 1 - s : s;
+    const int64_t v0 = j0 * U, v1 = j1 * U < H ? j1 * U : H;
+    const REAL *cur = cx->hbuf + (s & 1) * B * Hp;
+    REAL *nxt = cx->hbuf + ((s + 1) & 1) * B * Hp;
+    if (cx->hprev)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t v = v0; v < v1; v++) cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
+    if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single */
+        const int64_t n_pairs = (j1 - j0 + 1) / 2;
+        for (int64_t p = 0; p < n_pairs; p++) {
+            const int64_t j = j0 + 2 * (reverse ? n_pairs - 1 - p : p);
+            if (j1 - j >= 2)
+                FN(fwd_tile_pair)(cx, 0, j, t, s, cur, nxt);
+            else
+                FN(fwd_tile)(cx, 1, 0, j, t, s, cur, nxt);
         }
+    } else {
         for (int64_t jj = j0; jj < j1; jj++) {
-            const int64_t j = s & 1 ? j1 - 1 - (jj - j0) : jj;
+            const int64_t j = reverse ? j1 - 1 - (jj - j0) : jj;
             int64_t b0 = 0;
             for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
 #define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt)
             LF_REMAINDER_ROWS(B - b0, LF_FWD_TILE)
 #undef LF_FWD_TILE
         }
-        lf_barrier_wait(&cx->bar);
     }
+    if (s == T - 1) /* the chunk's final state */
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t v = v0; v < v1; v++) {
+                if (cx->h_T) cx->h_T[b * H + v] = nxt[b * Hp + v];
+                if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
+            }
+}
 
-    const REAL *hfin = cx->hbuf + (T & 1) * B * Hp;
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t v = v0; v < v1 && v < H; v++) {
-            if (cx->h_T) cx->h_T[b * H + v] = hfin[b * Hp + v];
-            if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
-            if (T == 0 && !d->return_sequences) cx->y[b * H + v] = hfin[b * Hp + v];
+static void FN(fwd_task)(void *arg, int tid, int nth) {
+    (void)nth;
+    FN(fwd_ctx) *cx = arg;
+    const int64_t T = cx->d->T, cb = cx->cb;
+    unsigned fp_state = lf_fp_enter();
+    for (int64_t q = 0; q <= T; q++) {
+        /* Each thread's chunks in turn forwards and backwards: the weights a
+         * thread reads every step are about its L2 (512 KB of
+         * recurrent_kernel per core at H = 256 on two), and sweeping them
+         * always in one order evicts each line just before its next use;
+         * reversed, the lines read last are read first. */
+        const int reverse = q > 0 && (q & 1) == 0;
+        int64_t c, n_done = 0;
+        for (; (c = lf_phases_claim(&cx->ph, tid, q, reverse)) >= 0; n_done++) {
+            const int64_t j0 = c * cb, j1 = j0 + cb < cx->nblk ? j0 + cb : cx->nblk;
+            if (q == 0)
+                FN(fwd_init_chunk)(cx, j0, j1);
+            else
+                FN(fwd_step_chunk)(cx, j0, j1, q - 1, reverse);
         }
+        lf_phases_publish(&cx->ph, tid, n_done);
+        lf_phases_wait(&cx->ph, q);
+    }
     lf_fp_exit(fp_state);
 }
 
@@ -435,14 +477,16 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.nblk = (d->H + U - 1) / U;
     cx.Hp = cx.nblk * U;
     const int pack_k = cx.x && !k_packed, pack_rk = !rk_packed;
+    const int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     size_t n_pack, n_h;
     if (lf_mul_overflows(&n_pack, (size_t)((pack_rk ? d->H : 0) + (pack_k ? d->I : 0)),
                          4 * (size_t)cx.Hp) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    REAL *work = lf_alloc((n_pack + 3 * n_h) * sizeof(REAL));
+    REAL *work = lf_alloc((n_counters + n_pack + 3 * n_h) * sizeof(REAL));
     if (!work) return LF_ENOMEM;
-    REAL *next = work;
+    REAL *next = work + n_counters;
     if (pack_rk) {
         cx.rk_own = next;
         cx.rk_packed = next;
@@ -455,10 +499,11 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     }
     cx.hbuf = next;
     cx.cbuf = cx.hbuf + 2 * n_h;
-    int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
-    lf_parallel_run(FN(fwd_task), &cx, &cx.bar, nth,
-                    8.0 * (double)d->B * (double)d->T * (double)d->H *
-                        (double)(d->H + (cx.x ? d->I : 0)));
+    cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
+    lf_phases_init(&cx.ph, nth, (cx.nblk + cx.cb - 1) / cx.cb, (lf_counter *)(void *)work);
+    lf_parallel_run_shared(FN(fwd_task), &cx, &cx.ph, nth,
+                           8.0 * (double)d->B * (double)d->T * (double)d->H *
+                               (double)(d->H + (cx.x ? d->I : 0)));
     lf_free(work);
     return LF_OK;
 }

@@ -1,15 +1,17 @@
 /* The engine's thread team: see threadpool.h. */
 #include "threadpool.h"
 
+#include "lstm.h"
+
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 /* Sleep while *addr == val (returns at once if it already differs). */
 static void futex_wait(atomic_int *addr, int val) {
     syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -82,6 +84,7 @@ static struct {
     int n_workers;            /* workers alive (members 1..n_workers)        */
     atomic_uint job_seq;      /* bumped to publish a job                     */
     atomic_int done;          /* workers finished with the current job       */
+    atomic_ullong entry;      /* job_seq << 32 | workers that entered the job */
     atomic_int caller_asleep; /* the caller sleeps on done                   */
     atomic_int asleep;        /* workers waiting on wake                     */
     atomic_uint nudge_seq;    /* bumped to make sleeping workers spin again  */
@@ -95,6 +98,23 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
 };
+
+static atomic_int late_workers_us;
+void lf_set_late_workers(int microseconds) { atomic_store(&late_workers_us, microseconds); }
+
+#define ENTRY_CLOSED 0x80000000ull
+
+/* A member joins job seq unless the caller has closed it (a shared job whose
+ * work is all done) or it is already another job: a worker that read
+ * job_seq and then lost its core may find the next job published (whose
+ * n_members it may have read; it then runs that job on its next turn). */
+static int enter_job(unsigned seq) {
+    unsigned long long v = atomic_load(&team.entry);
+    do {
+        if ((unsigned)(v >> 32) != seq || (v & ENTRY_CLOSED)) return 0;
+    } while (!atomic_compare_exchange_weak(&team.entry, &v, v + 1));
+    return 1;
+}
 
 static void *worker_main(void *p) {
     int tid = (int)(intptr_t)p;
@@ -120,7 +140,9 @@ static void *worker_main(void *p) {
             spins = 0; /* nudged or given a job: spin again before sleeping */
         }
         seen = seq;
-        if (tid < team.n_members) {
+        int late = atomic_load_explicit(&late_workers_us, memory_order_relaxed);
+        if (late > 0) usleep((useconds_t)late);
+        if (tid < team.n_members && enter_job(seq)) {
             team.fn(team.arg, tid, team.n_members);
             atomic_fetch_add(&team.done, 1);
             if (atomic_load(&team.caller_asleep)) futex_wake_all(&team.done);
@@ -162,7 +184,8 @@ static int grow_team(int wanted) {
     return team.n_workers;
 }
 
-int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, double flops) {
+static int run(lf_task_fn fn, void *arg, lf_barrier *bar, lf_phases *ph, int n_threads,
+               double flops) {
     int n = n_threads < 1 ? 1 : n_threads;
     int have_team = 0;
     if (n > 1) {
@@ -173,6 +196,7 @@ int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, do
                  * spin for the calls that may follow */
                 pthread_mutex_unlock(&team.run_lock);
                 if (bar) lf_barrier_init(bar, 1);
+                if (ph) ph->n = 1;
                 fn(arg, 0, 1);
                 if (pthread_mutex_trylock(&team.run_lock) == 0) {
                     grow_team(n - 1);
@@ -192,6 +216,7 @@ int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, do
         }
     }
     if (bar) lf_barrier_init(bar, n);
+    if (ph) ph->n = n;
     if (n == 1) {
         if (have_team) pthread_mutex_unlock(&team.run_lock);
         fn(arg, 0, 1);
@@ -202,25 +227,119 @@ int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, do
     team.n_members = n;
     atomic_store_explicit(&team.done, 0, memory_order_relaxed);
     pthread_mutex_lock(&team.lock);
-    atomic_fetch_add_explicit(&team.job_seq, 1, memory_order_release);
+    unsigned seq = atomic_load_explicit(&team.job_seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(&team.entry, (unsigned long long)seq << 32, memory_order_relaxed);
+    atomic_store_explicit(&team.job_seq, seq, memory_order_release);
     pthread_cond_broadcast(&team.wake);
     pthread_mutex_unlock(&team.lock);
 
     fn(arg, 0, n);
 
     /* Every worker sees every job (members and the others alike); only the
-     * members report done. */
+     * members that entered it report done. A shared job's work is all done
+     * now: close it to the members that have not started. */
+    int expect = n - 1;
+    if (ph) expect = (int)(atomic_fetch_or(&team.entry, ENTRY_CLOSED) & 0xffffffffull);
     for (int spins = 0; spins < BARRIER_SPINS; spins++) {
-        if (atomic_load_explicit(&team.done, memory_order_acquire) == n - 1) break;
+        if (atomic_load_explicit(&team.done, memory_order_acquire) == expect) break;
         cpu_relax();
         if (spins >= BARRIER_YIELD_AFTER && spins % 64 == 0) sched_yield(); /* as in a barrier */
     }
     int done;
-    if ((done = atomic_load(&team.done)) < n - 1) {
+    if ((done = atomic_load(&team.done)) < expect) {
         atomic_store(&team.caller_asleep, 1);
-        while ((done = atomic_load(&team.done)) < n - 1) futex_wait(&team.done, done);
+        while ((done = atomic_load(&team.done)) < expect) futex_wait(&team.done, done);
         atomic_store(&team.caller_asleep, 0);
     }
     pthread_mutex_unlock(&team.run_lock);
     return n;
+}
+
+int lf_parallel_run(lf_task_fn fn, void *arg, lf_barrier *bar, int n_threads, double flops) {
+    return run(fn, arg, bar, NULL, n_threads, flops);
+}
+
+int lf_parallel_run_shared(lf_task_fn fn, void *arg, lf_phases *ph, int n_threads, double flops) {
+    return run(fn, arg, NULL, ph, n_threads, flops);
+}
+
+/* ---- phases of shared chunks ------------------------------------------ */
+
+void lf_phases_init(lf_phases *ph, int max_members, int64_t n_chunks, lf_counter *counters) {
+    ph->n = max_members;
+    ph->n_chunks = n_chunks;
+    ph->claimed = counters;
+    ph->finished = counters + max_members;
+    for (int r = 0; r < 2 * max_members; r++)
+        atomic_store_explicit(&counters[r].v, 0, memory_order_relaxed);
+    atomic_store_explicit(&ph->word, 0, memory_order_relaxed);
+    atomic_store_explicit(&ph->sleepers, 0, memory_order_relaxed);
+}
+
+/* Chunk of phase q from owner r's range, or -1 if they are all claimed. The
+ * counter can only be behind phase q's range if phase q - 1 is unfinished,
+ * which a caller of phase q has waited for. */
+static int64_t claim_from(lf_phases *ph, int r, int64_t q, int reverse) {
+    const int64_t c0 = ph->n_chunks * r / ph->n, c1 = ph->n_chunks * (r + 1) / ph->n;
+    const int64_t len = c1 - c0;
+    if (len == 0) return -1;
+    long long v = atomic_load_explicit(&ph->claimed[r].v, memory_order_relaxed);
+    if (v >= (q + 1) * len) return -1;
+    if (ph->n == 1) /* alone: no locked instruction */
+        atomic_store_explicit(&ph->claimed[r].v, v + 1, memory_order_relaxed);
+    else
+        while (!atomic_compare_exchange_weak_explicit(&ph->claimed[r].v, &v, v + 1,
+                                                      memory_order_relaxed, memory_order_relaxed))
+            if (v >= (q + 1) * len) return -1;
+    const int64_t i = v - q * len;
+    return reverse ? c1 - 1 - i : c0 + i;
+}
+
+int64_t lf_phases_claim(lf_phases *ph, int tid, int64_t q, int reverse) {
+    for (int k = 0; k < ph->n; k++) {
+        int64_t c = claim_from(ph, (tid + k) % ph->n, q, reverse);
+        if (c >= 0) return c;
+    }
+    return -1;
+}
+
+/* One store per member and phase, not per chunk: a waiter spinning on the
+ * counts would otherwise take the line back from the member after each of
+ * its chunks. A member that has finished its chunks but not yet published
+ * them holds the others up as one running its last chunk would. */
+void lf_phases_publish(lf_phases *ph, int tid, int64_t n_done) {
+    if (n_done > 0) {
+        long long v = atomic_load_explicit(&ph->finished[tid].v, memory_order_relaxed);
+        atomic_store_explicit(&ph->finished[tid].v, v + n_done, memory_order_release);
+    }
+    /* sleepers is read after the count (the fence) and a sleeper reads the
+     * counts after announcing itself: one of them sees the other */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&ph->sleepers) > 0) {
+        atomic_fetch_add(&ph->word, 1);
+        futex_wake_all(&ph->word);
+    }
+}
+
+int lf_phases_finished(lf_phases *ph, int64_t q) {
+    long long sum = 0;
+    for (int r = 0; r < ph->n; r++) sum += atomic_load(&ph->finished[r].v);
+    return sum >= (q + 1) * ph->n_chunks;
+}
+
+/* As lf_barrier_wait: spin, yield to a late member, then sleep (woken by
+ * lf_phases_publish). */
+void lf_phases_wait(lf_phases *ph, int64_t q) {
+    for (int spins = 0; spins < BARRIER_SPINS; spins++) {
+        if (lf_phases_finished(ph, q)) return;
+        cpu_relax();
+        if (spins >= BARRIER_YIELD_AFTER && spins % 64 == 0) sched_yield();
+    }
+    atomic_fetch_add(&ph->sleepers, 1);
+    for (;;) {
+        int w = atomic_load(&ph->word);
+        if (lf_phases_finished(ph, q)) break;
+        futex_wait(&ph->word, w);
+    }
+    atomic_fetch_sub(&ph->sleepers, 1);
 }

@@ -91,6 +91,7 @@ cdef extern from "lstm_cython.h" nogil:
     int lf_get_isa()
     int lf_set_isa(int isa)
     const char *lf_isa_name(int isa)
+    void lf_set_late_workers(int microseconds)
     int lf_block_units(int elem_size)
 
 
@@ -122,6 +123,11 @@ def set_isa(name):
         raise ValueError(
             f"Expected an isa this CPU supports, one of {supported_isas()}. "
             f"Received: isa={name!r}")
+
+
+def _set_late_workers(microseconds):
+    """Testing aid: pool workers wait this long before joining a job (0: off)."""
+    lf_set_late_workers(int(microseconds))
 
 
 def block_units(dtype=np.float32):
