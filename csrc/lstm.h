@@ -122,6 +122,13 @@ int lf_get_isa(void);
 int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */
 const char *lf_isa_name(int isa);
 
+/* While held (delta +1, released with -1; nested holds add up), idle pool
+ * workers spin for 2 ms after each job instead of tens of microseconds, so
+ * that the small calls of a loop with other work between them (a training
+ * step at small sizes) find the team awake instead of running alone.
+ * Returns the holds now in place. */
+int lf_team_hold(int delta);
+
 /* Testing aid: each pool worker waits this many microseconds before it joins
  * a job (0, the default: none), as a worker that lost its core to another
  * process would. Results must not change; calls whose work the others can

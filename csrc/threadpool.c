@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__linux__)
@@ -41,6 +42,9 @@ static void futex_wake_all(atomic_int *addr) { (void)addr; }
  * hold a core long after the last call (other work, NumPy's included, may
  * follow). */
 enum { BARRIER_SPINS = 4000, BARRIER_YIELD_AFTER = 2048, IDLE_SPINS = 2000, MAX_WORKERS = 255 };
+/* Idle spin while the team is held (lf_team_hold): covers the Python work
+ * between the engine calls of a training step. */
+#define HELD_SPIN_S 2e-3
 
 void lf_barrier_init(lf_barrier *b, int n) {
     b->n = n;
@@ -88,6 +92,7 @@ static struct {
     atomic_int caller_asleep; /* the caller sleeps on done                   */
     atomic_int asleep;        /* workers waiting on wake                     */
     atomic_uint nudge_seq;    /* bumped to make sleeping workers spin again  */
+    atomic_int held;          /* lf_team_hold: idle workers spin longer      */
     lf_task_fn fn;
     void *arg;
     int n_members; /* members of the current job, caller included */
@@ -98,6 +103,14 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int lf_team_hold(int delta) { return atomic_fetch_add(&team.held, delta) + delta; }
 
 static atomic_int late_workers_us;
 void lf_set_late_workers(int microseconds) { atomic_store(&late_workers_us, microseconds); }
@@ -124,10 +137,21 @@ static void *worker_main(void *p) {
     for (;;) {
         unsigned seq;
         int spins = 0;
+        double idle_since = -1;
         while ((seq = atomic_load_explicit(&team.job_seq, memory_order_acquire)) == seen) {
             if (spins++ < IDLE_SPINS) {
                 cpu_relax();
                 continue;
+            }
+            if (atomic_load_explicit(&team.held, memory_order_relaxed) > 0) {
+                /* a loop of calls with Python work between them (fit): stay
+                 * up for the next call, which may be too small to wake us */
+                double now = now_s();
+                if (idle_since < 0) idle_since = now;
+                if (now - idle_since < HELD_SPIN_S) {
+                    for (int k = 0; k < 64; k++) cpu_relax();
+                    continue;
+                }
             }
             pthread_mutex_lock(&team.lock);
             unsigned nudge = atomic_load_explicit(&team.nudge_seq, memory_order_relaxed);
@@ -138,6 +162,7 @@ static void *worker_main(void *p) {
             atomic_fetch_sub(&team.asleep, 1);
             pthread_mutex_unlock(&team.lock);
             spins = 0; /* nudged or given a job: spin again before sleeping */
+            idle_since = -1;
         }
         seen = seq;
         int late = atomic_load_explicit(&late_workers_us, memory_order_relaxed);

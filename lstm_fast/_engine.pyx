@@ -92,6 +92,7 @@ cdef extern from "lstm_cython.h" nogil:
     int lf_set_isa(int isa)
     const char *lf_isa_name(int isa)
     void lf_set_late_workers(int microseconds)
+    int lf_team_hold(int delta)
     int lf_block_units(int elem_size)
 
 
@@ -123,6 +124,13 @@ def set_isa(name):
         raise ValueError(
             f"Expected an isa this CPU supports, one of {supported_isas()}. "
             f"Received: isa={name!r}")
+
+
+def _hold_team(int delta):
+    """+1: the engine's idle threads stay up between calls (a fit or predict
+    loop, whose Python work between calls would put them to sleep); -1 ends
+    it; 0 changes nothing. Returns the holds in place."""
+    return lf_team_hold(delta)
 
 
 def _set_late_workers(microseconds):

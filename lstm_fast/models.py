@@ -12,11 +12,11 @@ No per-sample Python loops: per batch, a handful of NumPy calls per layer.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _engine
 from . import callbacks as callbacks_module
 from . import utils
 from .layers import InputLayer, Layer
@@ -108,6 +108,18 @@ def _mask_weights(mask, sample_weight, dtype):
         sw = sw.reshape(sw.shape + (1,) * (m.ndim - sw.ndim))
     return m * sw
 
+
+
+@contextmanager
+def _engine_threads():
+    """NumPy's BLAS on one thread and the engine's team held awake (see
+    Sequential._threads_scope)."""
+    _engine._hold_team(1)
+    try:
+        with _blas.limit_threads(1):
+            yield
+    finally:
+        _engine._hold_team(-1)
 
 class _BatchIterator:
     """Batches of (x, y, sample_weight): views when not shuffled, one gather when shuffled."""
@@ -856,8 +868,8 @@ class Sequential:
         self._in_fit = True
         self.history = history
         logs = {}
-        blas = self._blas_scope()
-        blas.__enter__()
+        threads = self._threads_scope()
+        threads.__enter__()
         try:
             cbks.on_train_begin()
             for epoch in range(initial_epoch, epochs):
@@ -892,34 +904,43 @@ class Sequential:
                     break
             cbks.on_train_end(logs)
         finally:
-            blas.__exit__(None, None, None)
+            threads.__exit__(None, None, None)
             self._in_fit = False
         return history
 
-    def _blas_scope(self):
-        """NumPy's BLAS on one thread while the model runs, if it has LSTM layers.
+    def _threads_scope(self):
+        """The threads of a model run (fit, evaluate, predict), if it has LSTM layers.
 
-        The engine does all of an LSTM layer's work on its own threads; NumPy's
-        OpenBLAS (Dense layers, losses, optimizers) keeps its worker threads
-        spinning for a while after each call, and they take the cores from the
-        engine's: right after a NumPy matmul on both cores, a B1 T150 H256
-        forward took 26 ms instead of 2.7 ms for its first calls. Measured
-        on 2 cores, 512 samples, batch 64: LSTM(512) + Dense(512) fit 3.5 ->
-        2.8 s and predict 0.85-0.91 -> 0.47-0.68 s with one BLAS thread;
-        LSTM(512) + Dense(4096) unchanged within noise; the seed model
-        unchanged. Restored afterwards (lstm_fast._blas).
+        NumPy's BLAS on one thread: the engine does all of an LSTM layer's
+        work on its own threads; NumPy's OpenBLAS (Dense layers, losses,
+        optimizers) keeps its worker threads spinning for a while after each
+        call, and they take the cores from the engine's: right after a NumPy
+        matmul on both cores, a B1 T150 H256 forward took 26 ms instead of
+        2.7 ms for its first calls. Measured on 2 cores, 512 samples, batch
+        64: LSTM(512) + Dense(512) fit 3.5 -> 2.8 s and predict 0.85-0.91 ->
+        0.47-0.68 s with one BLAS thread; LSTM(512) + Dense(4096) unchanged
+        within noise.
+
+        The engine's team held awake between calls (_engine._hold_team): the
+        Python work of a step (Dense layers, loss, optimizer) outlasts the
+        workers' idle spin, and an engine call below ~30 MFLOP that finds
+        them asleep runs alone. Seed model (B32 T20 H50), ms per fit step in
+        one process, alternating: 3.38 -> 1.77 (both cores busy only
+        inside the engine's calls and 2 ms after each).
+
+        Both restored afterwards.
         """
         from .layers.bidirectional import Bidirectional
         from .layers.lstm import LSTM
 
         if any(isinstance(layer, (LSTM, Bidirectional)) for layer in self._layers):
-            return _blas.limit_threads(1)
+            return _engine_threads()
         return nullcontext()
 
     # ------------------------------------------------------------- evaluate
 
     def _evaluate_arrays(self, x, y, sw, batch_size, steps=None, cbks=None):
-        with self._blas_scope():
+        with self._threads_scope():
             return self._evaluate_batches(x, y, sw, batch_size, steps, cbks)
 
     def _evaluate_batches(self, x, y, sw, batch_size, steps, cbks):
@@ -1038,7 +1059,7 @@ class Sequential:
         )
         cbks.on_predict_begin()
         outputs = []
-        with self._blas_scope():
+        with self._threads_scope():
             for step, (xb,) in batches:
                 if step >= n_steps:
                     break
