@@ -196,6 +196,28 @@ def process_cpu_seconds(pids):
     return total
 
 
+def wait_until_idle(pid, quiet_s=0.03, timeout_s=0.5):
+    """Return once process pid has used no CPU for quiet_s (its thread pool has
+    stopped spinning), or after timeout_s; the seconds waited.
+
+    Thread pools spin after their last call: measured here after a B1 T150 H256
+    LSTM, ONNX Runtime's about 60 ms of one core, NumPy's OpenBLAS 80-110 ms
+    (after a matmul), PyTorch's under 10 ms. A contender timed while another's
+    pool spins gets half the cores for that long. Kernel CPU accounting moves in
+    clock ticks (10 ms here), hence windows of 30 ms."""
+    t0 = time.perf_counter()
+    last = process_cpu_seconds([pid])
+    quiet_since = t0
+    while True:
+        time.sleep(0.005)
+        now = time.perf_counter()
+        used = process_cpu_seconds([pid])
+        if used > last:
+            last, quiet_since = used, now
+        elif now - quiet_since >= quiet_s or now - t0 >= timeout_s:
+            return now - t0
+
+
 class BackgroundLoad:
     """How many CPUs other processes kept busy while we measured: machine busy
     time (/proc/stat) minus our own processes' CPU time, over the wall time.

@@ -63,7 +63,6 @@ QUICK = dict(
     peak_repeats=3,
     job_rounds=1,
 )
-PAUSE_S = 0.01  # between two contenders' turns: lets spinning thread pools go idle
 
 
 def _ensure_lstm_fast_importable():
@@ -289,6 +288,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             status, more = w.request(("run", n_warm, pause_gc))
             times = more if status == "ok" else times
         estimate[lab] = float(np.median(times))
+        machine.wait_until_idle(w.proc.pid)
     live = [(lab, w) for lab, w in live if lab in estimate]
 
     rounds = settings["job_rounds"] if kind == "job" else settings["rounds"]
@@ -321,7 +321,8 @@ def run_row(row, data, pool, names, settings, dtype, peak):
                 results[lab].update(status="error", error=times)
                 continue
             samples[lab].extend(times)
-            time.sleep(PAUSE_S)
+            # the next contender starts once this one's thread pool has gone idle
+            machine.wait_until_idle(w.proc.pid)
 
     background = probe.cpus()
     for lab, w in live:

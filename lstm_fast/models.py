@@ -16,9 +16,8 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from . import _blas, _engine
+from . import _blas, _engine, utils
 from . import callbacks as callbacks_module
-from . import utils
 from .layers import InputLayer, Layer
 from .layers import deserialize as deserialize_layer
 from .layers import serialize as serialize_layer

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -78,3 +79,27 @@ def test_bench_quick(tmp_path):
     seed = next(row for row in result["rows"] if row["id"] == "train/seed")
     assert seed["results"]["reference"]["status"] == "ok"
     assert result["checks_passed"] is True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_wait_until_idle_waits_for_a_busy_process():
+    """The pause between contenders lasts while the previous one still burns CPU
+    (a spinning thread pool), and not much longer once it stops."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    try:
+        import machine
+    finally:
+        sys.path.pop(0)
+    burn = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.3: pass\n" \
+           "print('done', flush=True)\ntime.sleep(30)\n"
+    proc = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.05)  # burning now
+        waited = machine.wait_until_idle(proc.pid, quiet_s=0.03, timeout_s=2.0)
+        assert proc.stdout.readline().strip() == "done"
+        assert 0.1 < waited < 1.5
+        quiet = machine.wait_until_idle(proc.pid, quiet_s=0.03, timeout_s=2.0)
+        assert quiet < 0.5  # asleep: about one quiet window
+    finally:
+        proc.kill()
+        proc.wait()
