@@ -85,6 +85,17 @@ static void FN(gemm_pack_a)(const FN(gemm_ctx) * g, REAL *dst, int64_t i0, int64
     if (!g->trans_a) { /* A stored (M, K): each panel reads MR rows along k */
         for (int64_t ir = 0; ir < mc; ir += GEMM_MR, dst += kc * GEMM_MR) {
             const int64_t rows = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+            if (rows == GEMM_MR) { /* k outer, rows inner: the compiler interleaves
+                                    * whole vectors of the MR rows (a 4x faster
+                                    * pack, which weighed ~8% in dz @ kernel.T) */
+                const REAL *src[GEMM_MR];
+                for (int r = 0; r < GEMM_MR; r++) src[r] = g->A + (i0 + ir + r) * g->lda + p0;
+                for (int64_t k = 0; k < kc; k++) {
+#pragma GCC unroll 8
+                    for (int r = 0; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = src[r][k];
+                }
+                continue;
+            }
             for (int64_t r = 0; r < GEMM_MR; r++) {
                 if (r >= rows) {
                     for (int64_t k = 0; k < kc; k++) dst[k * GEMM_MR + r] = 0;
