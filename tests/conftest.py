@@ -1,5 +1,6 @@
-"""Fixtures shared by the engine's test files."""
+"""Fixtures shared by the test files."""
 
+import numpy as np
 import pytest
 
 from lstm_fast import ops
@@ -12,3 +13,31 @@ def isa(request):
     ops.set_isa(request.param)
     yield request.param
     ops.set_isa(before)
+
+
+@pytest.fixture
+def sample_model_runs():
+    """run(layers, y_shape, probe): compiles Sequential(layers), then fit,
+    predict and evaluate on 8 samples (3 steps, 4 features) in batches of 4,
+    calling probe() at the end of every batch; returns {phase: [values]}."""
+    from lstm_fast.callbacks import LambdaCallback
+    from lstm_fast.models import Sequential
+
+    def run(layers, y_shape, probe):
+        seen = {}
+
+        def note(phase):
+            return lambda batch, logs: seen.setdefault(phase, []).append(probe())
+
+        cb = LambdaCallback(on_train_batch_end=note("fit"), on_predict_batch_end=note("predict"),
+                            on_test_batch_end=note("evaluate"))
+        m = Sequential(layers)
+        m.compile(optimizer="sgd", loss="mse")
+        x, y = np.zeros((8, 3, 4)), np.zeros(y_shape)
+        m.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cb])
+        m.predict(x, batch_size=4, verbose=0, callbacks=[cb])
+        m.evaluate(x, y, batch_size=4, verbose=0, callbacks=[cb])
+        assert set(seen) == {"fit", "predict", "evaluate"}, seen
+        return seen
+
+    return run

@@ -1,12 +1,10 @@
 """fit, predict and evaluate of a model with LSTM layers run NumPy's OpenBLAS on one
 thread (its spinning threads would take the cores from the engine's) and restore it."""
 
-import numpy as np
 import pytest
 
 from lstm_fast import _blas
 from lstm_fast.layers import LSTM, Bidirectional, Dense, Input
-from lstm_fast.models import Sequential
 
 api = _blas._find()
 pytestmark = pytest.mark.skipif(not api, reason="NumPy here does not use OpenBLAS")
@@ -30,26 +28,15 @@ def test_limit_threads_sets_and_restores():
     (lambda: [Bidirectional(LSTM(5), input_shape=(3, 4)), Dense(1)], True),
     (lambda: [Input((3, 4)), Dense(1)], False),  # no LSTM: NumPy's own setting
 ])
-def test_fit_predict_evaluate_limit_blas_threads_for_lstm_models(layers, expect_limited):
+def test_fit_predict_evaluate_limit_blas_threads_for_lstm_models(
+    layers, expect_limited, sample_model_runs
+):
     get, set_ = api
     before = get()
     set_(2)
-    seen = {}  # OpenBLAS's thread count at the end of each batch, per phase
     try:
-        from lstm_fast.callbacks import LambdaCallback
-
-        def note(phase):
-            return lambda b, logs: seen.setdefault(phase, []).append(get())
-
-        cb = LambdaCallback(on_train_batch_end=note("fit"), on_predict_batch_end=note("predict"),
-                            on_test_batch_end=note("evaluate"))
-        m = Sequential(layers())
-        m.compile(optimizer="sgd", loss="mse")
-        x, y = np.zeros((8, 3, 4)), np.zeros((8, 3, 1) if not expect_limited else (8, 1))
-        m.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cb])
-        m.predict(x, batch_size=4, verbose=0, callbacks=[cb])
-        m.evaluate(x, y, batch_size=4, verbose=0, callbacks=[cb])
-        assert set(seen) == {"fit", "predict", "evaluate"}, seen
+        # OpenBLAS's thread count at the end of each batch, per phase
+        seen = sample_model_runs(layers(), (8, 1) if expect_limited else (8, 3, 1), get)
         for phase, counts in seen.items():
             assert all(n == (1 if expect_limited else 2) for n in counts), (phase, counts)
         assert get() == 2  # restored

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_fast import _engine
-from lstm_fast.callbacks import Callback, LambdaCallback
+from lstm_fast.callbacks import Callback
 from lstm_fast.layers import LSTM, Bidirectional, Dense, Input
 from lstm_fast.models import Sequential
 
@@ -30,22 +30,9 @@ def test_holds_nest_and_release():
     (lambda: [Bidirectional(LSTM(5), input_shape=(3, 4)), Dense(1)], True),
     (lambda: [Input((3, 4)), Dense(1)], False),
 ])
-def test_fit_predict_evaluate_hold_the_team(layers, expect_held):
+def test_fit_predict_evaluate_hold_the_team(layers, expect_held, sample_model_runs):
     assert held() == 0
-    seen = {}
-
-    def note(phase):
-        return lambda b, logs: seen.setdefault(phase, []).append(held())
-
-    cb = LambdaCallback(on_train_batch_end=note("fit"), on_predict_batch_end=note("predict"),
-                        on_test_batch_end=note("evaluate"))
-    m = Sequential(layers())
-    m.compile(optimizer="sgd", loss="mse")
-    x, y = np.zeros((8, 3, 4)), np.zeros((8, 1) if expect_held else (8, 3, 1))
-    m.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cb])
-    m.predict(x, batch_size=4, verbose=0, callbacks=[cb])
-    m.evaluate(x, y, batch_size=4, verbose=0, callbacks=[cb])
-    assert set(seen) == {"fit", "predict", "evaluate"}, seen
+    seen = sample_model_runs(layers(), (8, 1) if expect_held else (8, 3, 1), held)
     for phase, counts in seen.items():
         assert counts and all(n == (1 if expect_held else 0) for n in counts), (phase, counts)
     assert held() == 0
