@@ -535,8 +535,26 @@ typedef struct {
     REAL *dh;     /* (B, Hp) dL/dh of the state entering the current step (from later steps) */
     REAL *dhpass; /* (B, Hp) the part of dh that bypasses the step (masked rows) */
     REAL *dc;     /* (B, Hp) dL/dc, likewise */
+    int row_split; /* threads split the rows, not the blocks (bwd_rows_pay) */
     lf_barrier bar;
 } FN(bwd_ctx);
+
+/* Row k of n of a split of B rows, on whole register tiles where it can. */
+INLINE int64_t FN(bwd_split_row)(int64_t B, int k, int n) {
+    const int64_t tiles = (B + MR_BWD - 1) / MR_BWD, r = tiles * k / n * MR_BWD;
+    return r < B ? r : B;
+}
+
+/* Small layers split the batch's rows among the threads instead of the
+ * blocks of units: each row is a sequence of its own, so the loop then needs
+ * no barrier per step (the split by blocks needs one, for dz_t), and the
+ * threads' shares stay even (7 blocks at H = 50 split 3:4 on two). Each
+ * thread then reads all of recurrent_kernel every step: worth it while that
+ * stays in its L2, and with a register tile of rows for every thread. */
+INLINE int FN(bwd_rows_pay)(const lf_lstm_dims *d, int64_t Hp, int nth) {
+    const double rk_bytes = 4.0 * (double)d->H * (double)Hp * (double)sizeof(REAL);
+    return nth > 1 && rk_bytes <= 160.0 * 1024 && d->B >= (int64_t)nth * MR_BWD;
+}
 
 /* Gate gradients of one row and block at step s (time t, previous time tp). */
 INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp, int64_t s,
@@ -607,13 +625,13 @@ INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j
         }
 }
 
-/* All row tiles of blocks j..j+nb; nb is a constant at each call site. */
-INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t) {
-    const int64_t B = cx->d->B;
-    int64_t b0 = 0;
-    for (; b0 + MR_BWD <= B; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
+/* Row tiles of rows r0..r1 of blocks j..j+nb; nb is a constant at each call site. */
+INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t, int64_t r0,
+                           int64_t r1) {
+    int64_t b0 = r0;
+    for (; b0 + MR_BWD <= r1; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
 #define LF_BWD_TILE(mr) FN(bwd_tile)(cx, mr, nb, b0, j, t)
-    LF_REMAINDER_ROWS(B - b0, LF_BWD_TILE)
+    LF_REMAINDER_ROWS(r1 - b0, LF_BWD_TILE)
 #undef LF_BWD_TILE
 }
 
@@ -621,11 +639,16 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
     FN(bwd_ctx) *cx = arg;
     const lf_lstm_dims *d = cx->d;
     const int64_t B = d->B, T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
+    /* this thread's blocks (packing; and the loop, split by blocks) */
     const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
-    const int64_t v0 = j0 * U, v1 = j1 * U;
+    /* the loop's share: all rows x own blocks, or (row_split) own rows x all blocks */
+    const int64_t lj0 = cx->row_split ? 0 : j0, lj1 = cx->row_split ? cx->nblk : j1;
+    const int64_t r0 = cx->row_split ? FN(bwd_split_row)(B, tid, nth) : 0;
+    const int64_t r1 = cx->row_split ? FN(bwd_split_row)(B, tid + 1, nth) : B;
+    const int64_t v0 = lj0 * U, v1 = lj1 * U;
     unsigned fp_state = lf_fp_enter();
 
-    for (int64_t j = j0; j < j1; j++) { /* each thread reads only its own panels */
+    for (int64_t j = j0; j < j1; j++) { /* each thread packs its own panels */
         REAL *p = cx->packed + j * G * U;
         for (int64_t k = 0; k < G; k++)
             for (int64_t u = 0; u < U; u++) {
@@ -633,28 +656,31 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
                 *p++ = unit < H ? cx->rk[unit * G + k] : (REAL)0;
             }
     }
-    for (int64_t b = 0; b < B; b++)
+    for (int64_t b = r0; b < r1; b++)
         for (int64_t v = v0; v < v1; v++) {
             cx->dh[b * Hp + v] = v < H && cx->dh_T ? cx->dh_T[b * H + v] : (REAL)0;
             cx->dc[b * Hp + v] = v < H && cx->dc_T ? cx->dc_T[b * H + v] : (REAL)0;
         }
+    if (cx->row_split) lf_barrier_wait(&cx->bar); /* every panel is packed */
 
     for (int64_t s = T - 1; s >= 0; s--) {
         const int64_t t = d->go_backwards ? T - 1 - s : s;
         const int64_t tp = s == 0 ? -1 : (d->go_backwards ? t + 1 : t - 1);
-        for (int64_t j = j0; j < j1; j++) {
+        for (int64_t j = lj0; j < lj1; j++) {
             const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
-            for (int64_t b = 0; b < B; b++) FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu);
+            for (int64_t b = r0; b < r1; b++) FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu);
         }
-        lf_barrier_wait(&cx->bar); /* every unit's dz_t is written */
-        int64_t j = j0;
-        for (; j + 2 <= j1; j += 2) FN(bwd_blocks)(cx, 2, j, t);
-        if (j < j1) FN(bwd_blocks)(cx, 1, j, t);
+        /* Split by blocks, the product below reads every unit's dz_t; split by
+         * rows, only this thread's rows (each row is its own sequence). */
+        if (!cx->row_split) lf_barrier_wait(&cx->bar);
+        int64_t j = lj0;
+        for (; j + 2 <= lj1; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
+        if (j < lj1) FN(bwd_blocks)(cx, 1, j, t, r0, r1);
         /* No barrier here: the next step's gate gradients of a block use
          * only this thread's dh and dc, and write a different time of dz. */
     }
 
-    for (int64_t b = 0; b < B; b++)
+    for (int64_t b = r0; b < r1; b++)
         for (int64_t v = v0; v < v1 && v < H; v++) {
             cx->dh0[b * H + v] = cx->dh[b * Hp + v];
             cx->dc0[b * H + v] = cx->dc[b * Hp + v];
@@ -680,6 +706,7 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     cx.dhpass = cx.dh + n_h;
     cx.dc = cx.dhpass + n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    cx.row_split = FN(bwd_rows_pay)(d, cx.Hp, nth);
     lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth,
                     8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H);
     lf_free(work);
