@@ -17,9 +17,10 @@
  * a block get a tile of their own height and the last columns a clipped
  * store. Products of at most LF_FEW_ROWS rows skip packing (gemm_few_rows).
  *
- * Threads split C into contiguous ranges of whole tiles along M or N (the one
- * whose split costs less repacking) and run independently: no barrier. Each
- * element of C is the same sequence of operations whatever the split (its KC
+ * C is cut into parts, contiguous ranges of whole tiles along M or N (the one
+ * whose split costs less repacking), a few per thread; threads take their own
+ * parts first, then the others' not yet started (lf_phases), with no barrier.
+ * Each element of C is the same sequence of operations whatever the split (its KC
  * blocks in order, each summed in order from zero and then added to C), so
  * results do not depend on the thread count.
  */

@@ -16,7 +16,8 @@
  * registers (bias, nonlinearities, c and h update) and never goes back to
  * memory as z. The forward shares its blocks out per step (lf_phases: each
  * thread takes its own first, then the others' that have not started); the
- * backward gives each thread fixed blocks and meets at a barrier per step.
+ * backward gives each thread fixed blocks and meets at a barrier per step,
+ * or for small layers fixed rows and no barrier (bwd_rows_pay).
  *
  * Determinism: each output element is computed by the same operations in
  * the same order whichever thread computes its block and however many
