@@ -503,23 +503,20 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
             f"(pack them again). Received: {packed!r}")
     # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
     cdef bint f32 = dtype == np.float32
-    for name, rows in (("kernel", I), ("recurrent_kernel", H)):
-        a = getattr(packed, name)
-        n = lf_lstm_packed_len_f32(rows, H) if f32 else lf_lstm_packed_len_f64(rows, H)
+    expected = [
+        ("kernel", lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)),
+        ("recurrent_kernel", lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)),
+    ]
+    if I > FUSE_MAX_INPUT:  # the kernel in the GEMM's panels too
+        expected.append(("kernel_gemm", lf_gemm_packed_len_f32(I, 4 * H) if f32
+                         else lf_gemm_packed_len_f64(I, 4 * H)))
+    for name, n in expected:
+        a = getattr(packed, name, None)
         if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (n,)
                 or not a.flags.c_contiguous):
             raise ValueError(
                 f"Expected packed.{name} to be the C-contiguous {np.dtype(dtype).name} array of "
                 f"shape ({n},) made by pack_weights. Received: {type(a).__name__} "
-                f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
-    a = getattr(packed, "kernel_gemm", None)
-    if I > FUSE_MAX_INPUT:
-        n = lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H)
-        if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (n,)
-                or not a.flags.c_contiguous):
-            raise ValueError(
-                f"Expected packed.kernel_gemm to be the C-contiguous {np.dtype(dtype).name} "
-                f"array of shape ({n},) made by pack_weights. Received: {type(a).__name__} "
                 f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
     return packed
 
