@@ -16,8 +16,9 @@
  * registers (bias, nonlinearities, c and h update) and never goes back to
  * memory as z. The forward shares its blocks out per step (lf_phases: each
  * thread takes its own first, then the others' that have not started); the
- * backward gives each thread fixed blocks and meets at a barrier per step,
- * or for small layers fixed rows and no barrier (bwd_rows_pay).
+ * backward gives each thread fixed blocks and meets at a barrier per step.
+ * Small layers split the rows instead, forward and backward (rows_pay), and
+ * meet only once, after packing the weights.
  *
  * Determinism: each output element is computed by the same operations in
  * the same order whichever thread computes its block and however many
@@ -165,6 +166,18 @@ INLINE V FN(vtanh)(V x) {
     return (REAL)2 * FN(vrecip)((REAL)1 + FN(vexp)(x * (REAL)-2)) - (REAL)1;
 }
 
+/* Small layers split the batch's rows among the threads instead of the
+ * blocks of units: each row is a sequence of its own, so a time loop then
+ * needs no meeting per step (split by blocks, every step needs all of the
+ * previous one's h or dz), and the threads' shares stay even (7 blocks at
+ * H = 50 split 4:3 on two). Each thread then reads all the weights every
+ * step: worth it while they stay in its L2 (weight_rows x 4H), and with at
+ * least one register tile of mr rows for every thread. */
+INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int mr) {
+    const double bytes = 4.0 * (double)weight_rows * (double)Hp * (double)sizeof(REAL);
+    return nth > 1 && bytes <= 160.0 * 1024 && B >= (int64_t)nth * mr;
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 typedef struct {
@@ -183,6 +196,8 @@ typedef struct {
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
     REAL *cbuf;    /* (B, Hp): c, updated in place by whoever runs its chunk  */
     lf_phases ph;  /* the chunks of each step, shared out among the threads  */
+    int row_split; /* small layers: threads split the rows (rows_pay)        */
+    lf_barrier bar; /* row_split: every panel is packed                       */
 } FN(fwd_ctx);
 
 /* The epilogue of one row of a tile: z = acc (+ xproj) + bias, gates, c, h. */
@@ -399,19 +414,26 @@ static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t nblk, int nth) {
     return cb < unit ? unit : cb;
 }
 
-static void FN(fwd_init_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1) {
+/* Packs blocks j0..j1 of the weights the caller did not give packed. */
+static void FN(fwd_pack_blocks)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1) {
     const lf_lstm_dims *d = cx->d;
-    const int64_t B = d->B, T = d->T, H = d->H, Hp = cx->Hp;
-    const int64_t v0 = j0 * U, v1 = j1 * U; /* the chunk's units, padded */
-    if (cx->rk_own) FN(pack_rows)(cx->rk_own, cx->rk, H, H, j0, j1);
-    if (cx->k_own) FN(pack_rows)(cx->k_own, cx->kernel, d->I, H, j0, j1);
-    for (int64_t b = 0; b < B; b++)
+    if (cx->rk_own) FN(pack_rows)(cx->rk_own, cx->rk, d->H, d->H, j0, j1);
+    if (cx->k_own) FN(pack_rows)(cx->k_own, cx->kernel, d->I, d->H, j0, j1);
+}
+
+/* The initial state of rows r0..r1, padded units v0..v1 (and, for T = 0,
+ * its outputs). */
+static void FN(fwd_init_state)(FN(fwd_ctx) * cx, int64_t r0, int64_t r1, int64_t v0,
+                               int64_t v1) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, H = d->H, Hp = cx->Hp;
+    for (int64_t b = r0; b < r1; b++)
         for (int64_t v = v0; v < v1; v++) {
             cx->hbuf[b * Hp + v] = v < H && cx->h0 ? cx->h0[b * H + v] : (REAL)0;
             cx->cbuf[b * Hp + v] = v < H && cx->c0 ? cx->c0[b * H + v] : (REAL)0;
         }
     if (T == 0)
-        for (int64_t b = 0; b < B; b++)
+        for (int64_t b = r0; b < r1; b++)
             for (int64_t v = v0; v < v1 && v < H; v++) {
                 if (cx->h_T) cx->h_T[b * H + v] = cx->hbuf[b * Hp + v];
                 if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
@@ -419,8 +441,9 @@ static void FN(fwd_init_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1) {
             }
 }
 
-static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t s,
-                               int reverse) {
+/* Time step s of rows r0..r1 and blocks j0..j1. */
+static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t r0, int64_t r1,
+                               int64_t s, int reverse) {
     const lf_lstm_dims *d = cx->d;
     const int64_t B = d->B, T = d->T, H = d->H, Hp = cx->Hp;
     const int64_t t = d->go_backwards ? T - 1 - s : s;
@@ -428,7 +451,7 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
     const REAL *cur = cx->hbuf + (s & 1) * B * Hp;
     REAL *nxt = cx->hbuf + ((s + 1) & 1) * B * Hp;
     if (cx->hprev)
-        for (int64_t b = 0; b < B; b++)
+        for (int64_t b = r0; b < r1; b++)
             for (int64_t v = v0; v < v1; v++) cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
     if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single */
         const int64_t n_pairs = (j1 - j0 + 1) / 2;
@@ -442,15 +465,15 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
     } else {
         for (int64_t jj = j0; jj < j1; jj++) {
             const int64_t j = reverse ? j1 - 1 - (jj - j0) : jj;
-            int64_t b0 = 0;
-            for (; b0 + MR_FWD <= B; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
+            int64_t b0 = r0;
+            for (; b0 + MR_FWD <= r1; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
 #define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt)
-            LF_REMAINDER_ROWS(B - b0, LF_FWD_TILE)
+            LF_REMAINDER_ROWS(r1 - b0, LF_FWD_TILE)
 #undef LF_FWD_TILE
         }
     }
     if (s == T - 1) /* the chunk's final state */
-        for (int64_t b = 0; b < B; b++)
+        for (int64_t b = r0; b < r1; b++)
             for (int64_t v = v0; v < v1; v++) {
                 if (cx->h_T) cx->h_T[b * H + v] = nxt[b * Hp + v];
                 if (cx->c_T) cx->c_T[b * H + v] = cx->cbuf[b * Hp + v];
@@ -472,14 +495,33 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
         int64_t c, n_done = 0;
         for (; (c = lf_phases_claim(&cx->ph, tid, q, reverse)) >= 0; n_done++) {
             const int64_t j0 = c * cb, j1 = j0 + cb < cx->nblk ? j0 + cb : cx->nblk;
-            if (q == 0)
-                FN(fwd_init_chunk)(cx, j0, j1);
-            else
-                FN(fwd_step_chunk)(cx, j0, j1, q - 1, reverse);
+            if (q == 0) {
+                FN(fwd_pack_blocks)(cx, j0, j1);
+                FN(fwd_init_state)(cx, 0, cx->d->B, j0 * U, j1 * U);
+            } else {
+                FN(fwd_step_chunk)(cx, j0, j1, 0, cx->d->B, q - 1, reverse);
+            }
         }
         lf_phases_publish(&cx->ph, tid, n_done);
         lf_phases_wait(&cx->ph, q);
     }
+    lf_fp_exit(fp_state);
+}
+
+/* The forward of small layers (rows_pay): each thread packs its share of
+ * the blocks, then, after one barrier, runs every step of its own rows for
+ * all blocks without waiting for the others. */
+static void FN(fwd_rows_task)(void *arg, int tid, int nth) {
+    FN(fwd_ctx) *cx = arg;
+    const int64_t B = cx->d->B, T = cx->d->T;
+    const int64_t r0 = B * tid / nth, r1 = B * (tid + 1) / nth;
+    unsigned fp_state = lf_fp_enter();
+    if (cx->rk_own || cx->k_own) {
+        FN(fwd_pack_blocks)(cx, cx->nblk * tid / nth, cx->nblk * (tid + 1) / nth);
+        lf_barrier_wait(&cx->bar);
+    }
+    FN(fwd_init_state)(cx, r0, r1, 0, cx->Hp);
+    for (int64_t s = 0; s < T; s++) FN(fwd_step_chunk)(cx, 0, cx->nblk, r0, r1, s, (int)(s & 1));
     lf_fp_exit(fp_state);
 }
 
@@ -516,11 +558,16 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     }
     cx.hbuf = next;
     cx.cbuf = cx.hbuf + 2 * n_h;
-    cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
-    lf_phases_init(&cx.ph, nth, (cx.nblk + cx.cb - 1) / cx.cb, (lf_counter *)(void *)work);
-    lf_parallel_run_shared(FN(fwd_task), &cx, &cx.ph, nth,
-                           8.0 * (double)d->B * (double)d->T * (double)d->H *
-                               (double)(d->H + (cx.x ? d->I : 0)));
+    const double flops =
+        8.0 * (double)d->B * (double)d->T * (double)d->H * (double)(d->H + (cx.x ? d->I : 0));
+    cx.row_split = FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD);
+    if (cx.row_split) {
+        lf_parallel_run(FN(fwd_rows_task), &cx, &cx.bar, nth, flops);
+    } else {
+        cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
+        lf_phases_init(&cx.ph, nth, (cx.nblk + cx.cb - 1) / cx.cb, (lf_counter *)(void *)work);
+        lf_parallel_run_shared(FN(fwd_task), &cx, &cx.ph, nth, flops);
+    }
     lf_free(work);
     return LF_OK;
 }
@@ -536,7 +583,7 @@ typedef struct {
     REAL *dh;     /* (B, Hp) dL/dh of the state entering the current step (from later steps) */
     REAL *dhpass; /* (B, Hp) the part of dh that bypasses the step (masked rows) */
     REAL *dc;     /* (B, Hp) dL/dc, likewise */
-    int row_split; /* threads split the rows, not the blocks (bwd_rows_pay) */
+    int row_split; /* threads split the rows, not the blocks (rows_pay) */
     lf_barrier bar;
 } FN(bwd_ctx);
 
@@ -544,17 +591,6 @@ typedef struct {
 INLINE int64_t FN(bwd_split_row)(int64_t B, int k, int n) {
     const int64_t tiles = (B + MR_BWD - 1) / MR_BWD, r = tiles * k / n * MR_BWD;
     return r < B ? r : B;
-}
-
-/* Small layers split the batch's rows among the threads instead of the
- * blocks of units: each row is a sequence of its own, so the loop then needs
- * no barrier per step (the split by blocks needs one, for dz_t), and the
- * threads' shares stay even (7 blocks at H = 50 split 3:4 on two). Each
- * thread then reads all of recurrent_kernel every step: worth it while that
- * stays in its L2, and with a register tile of rows for every thread. */
-INLINE int FN(bwd_rows_pay)(const lf_lstm_dims *d, int64_t Hp, int nth) {
-    const double rk_bytes = 4.0 * (double)d->H * (double)Hp * (double)sizeof(REAL);
-    return nth > 1 && rk_bytes <= 160.0 * 1024 && d->B >= (int64_t)nth * MR_BWD;
 }
 
 /* Gate gradients of one row and block at step s (time t, previous time tp). */
@@ -707,7 +743,7 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     cx.dhpass = cx.dh + n_h;
     cx.dc = cx.dhpass + n_h;
     int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
-    cx.row_split = FN(bwd_rows_pay)(d, cx.Hp, nth);
+    cx.row_split = FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD);
     lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth,
                     8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H);
     lf_free(work);

@@ -22,7 +22,7 @@ SHAPES = [  # (B, T, I, H)
     (5, 3, 2, 129),
     (7, 4, 6, 33),
     (1, 200, 2, 8),
-    # B >= 6 rows a thread and a small H: the backward splits rows, not blocks
+    # B >= 6 rows a thread and a small H: the forward and backward split rows, not blocks
     (32, 6, 10, 50),
     # I above ops' FUSE_MAX_INPUT: x @ kernel is the engine's GEMM before the loop
     (2, 6, 40, 19),
@@ -102,7 +102,7 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
-@pytest.mark.parametrize("B", [9, 40])  # 40: the backward splits rows among the threads
+@pytest.mark.parametrize("B", [9, 40])  # 40: forward and backward split rows among the threads
 def test_thread_count_does_not_change_results(isa, dtype, I, B):
     p, kw = make_problem(B, 13, I, 70, dtype, lengths=True)
     outs = []
