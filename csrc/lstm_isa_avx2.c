@@ -5,6 +5,10 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 #define LF_RCP_PS(x) ((__typeof__(x))_mm256_rcp_ps((__m256)(x)))
+#define LF_VMAX_PS(a, b) ((__typeof__(b))_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define LF_VMIN_PS(a, b) ((__typeof__(b))_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define LF_VMAX_PD(a, b) ((__typeof__(b))_mm256_max_pd((__m256d)(a), (__m256d)(b)))
+#define LF_VMIN_PD(a, b) ((__typeof__(b))_mm256_min_pd((__m256d)(a), (__m256d)(b)))
 #define MR_FWD 6
 #define GP 2
 #define MR_BWD 6

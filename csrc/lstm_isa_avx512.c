@@ -4,6 +4,10 @@
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
 #include <immintrin.h>
 #define LF_RCP_PS(x) ((__typeof__(x))_mm512_rcp14_ps((__m512)(x)))
+#define LF_VMAX_PS(a, b) ((__typeof__(b))_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define LF_VMIN_PS(a, b) ((__typeof__(b))_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define LF_VMAX_PD(a, b) ((__typeof__(b))_mm512_max_pd((__m512d)(a), (__m512d)(b)))
+#define LF_VMIN_PD(a, b) ((__typeof__(b))_mm512_min_pd((__m512d)(a), (__m512d)(b)))
 #define MR_FWD 6
 #define GP 4
 #define MR_BWD 6

@@ -209,8 +209,9 @@ def test_empty_axes():
     np.testing.assert_array_equal(y, p["h0"])
 
 
-def test_nan_propagates():
-    p, _ = make_problem(2, 4, 3, 5, np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_nan_propagates(isa, dtype):  # through exp's clamp, native max/min or not
+    p, _ = make_problem(2, 4, 3, 5, dtype)
     p["x"][1, 2, 0] = np.nan
     y = ops.lstm_forward(**p)[0]
     assert np.isnan(y[1, 2:]).all()
