@@ -1166,11 +1166,15 @@ class Sequential:
         return self._format_logs(logs, return_dict)
 
     def stream(self, batch_size=1):
-        """A `lstm_fast.streaming.Stream`: this model fed one time step per call.
+        """A `lstm_fast.streaming.Stream`: this model fed one time step (`step`)
+        or a chunk of steps (`steps`) per call.
 
         The stream carries every LSTM layer's state between calls and reads the
-        weights packed once, so a step costs the kernels' work and validation.
-        It uses the weights as they are now: make a new one after training.
+        weights packed once, so a call costs the kernels' work and validation
+        (`predict` packs them again on every call: at batch size 1,
+        `stream.reset()` then `stream.steps(x)` is the faster way to run whole
+        sequences on fixed weights). It uses the weights as they are now: make
+        a new one after training.
 
         Args:
             batch_size: number of independent sequences advanced together.
@@ -1179,6 +1183,7 @@ class Sequential:
             >>> stream = model.stream()
             >>> for x_t in x[0]:                       # x_t: (I,)
             ...     y_t = stream.step(x_t)             # (1, output features)
+            >>> y = stream.steps(x[:1])                # the next T steps: (1, T, outputs)
         """
         from .streaming import Stream
 

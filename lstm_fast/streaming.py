@@ -1,4 +1,5 @@
-"""Streaming inference: a trained model fed one time step per call.
+"""Streaming inference: a trained model fed one time step, or a chunk of
+steps, per call.
 
 `Sequential.stream()` returns a `Stream`, which holds the state (h, c) of
 every LSTM layer and the weights packed once for the engine, so a call costs
@@ -7,9 +8,13 @@ the kernels' work plus input validation, nothing more:
     stream = model.stream(batch_size=1)
     for x_t in sensor:                   # x_t: (1, I), one step of the input
         y_t = stream.step(x_t)           # the model's output for this step
+    y = stream.steps(x_chunk)            # (1, T, I) -> (1, T, outputs): T steps at once
 
 A stream gives the same numbers as `model.predict` on the whole sequence up
-to that step (its step-t outputs, when the model returns sequences). It
+to that step (its step-t outputs, when the model returns sequences). A chunk
+runs as one engine call per LSTM layer (the input projection batched over
+its steps), so it is also the fastest way to run whole sequences at batch
+size 1 on fixed weights: `stream.reset()` then `stream.steps(x)`. It
 reads the weights as they were when it was made: after training further or
 `set_weights`, make a new stream. Supported layers: LSTM (forward direction,
 tanh/sigmoid), Dense, Dropout, Masking (steps are never masked in a stream),
@@ -52,6 +57,13 @@ class _LSTMStep:
                                        self.c, n_threads=self.n_threads, packed=self.packed)
         return self.h
 
+    def run(self, x):
+        """x (B, T, I) -> the outputs of its T steps (B, T, H), the state carried."""
+        y, self.h, self.c, _ = ops.lstm_forward(
+            x, self.kernel, self.recurrent_kernel, self.bias, self.h, self.c,
+            return_sequences=True, n_threads=self.n_threads, packed=self.packed)
+        return y
+
 
 class _DenseStep:
     def __init__(self, layer):
@@ -64,6 +76,8 @@ class _DenseStep:
         if self.bias is not None:
             z += self.bias
         return self.activation(z)
+
+    run = __call__  # x (B, T, F): the same on every step
 
 
 class Stream:
@@ -87,6 +101,9 @@ class Stream:
     >>> np.allclose(np.stack(steps, axis=1), model.predict(x, verbose=0), atol=1e-5)
     True
     >>> stream.reset()                     # start a new sequence
+    >>> y = stream.steps(x)                # all 6 steps in one call: (1, 6, 1)
+    >>> np.allclose(y, model.predict(x, verbose=0), atol=1e-5)
+    True
     """
 
     def __init__(self, model, batch_size=1):
@@ -140,6 +157,29 @@ class Stream:
                 f"Received: x_t.shape={np.shape(x_t)}")
         for step in self._steps:
             x = step(x)
+        return x
+
+    def steps(self, x):
+        """Advance every stream by the T time steps of `x` in one call per layer.
+
+        Equal (to rounding) to T calls of `step`, and on a fresh or reset
+        stream to `model.predict(x)` of a model that returns sequences.
+
+        Args:
+            x: (batch_size, T, I) array, or (T, I) when batch_size is 1.
+
+        Returns:
+            The model's outputs for these steps, (batch_size, T, output features).
+        """
+        x = np.asarray(x)
+        if x.ndim == 2 and self.batch_size == 1:
+            x = x[None]
+        if x.ndim != 3 or x.shape[0] != self.batch_size or x.shape[2] != self.input_dim:
+            raise ValueError(
+                f"Expected x.shape=(batch_size, T, I)=({self.batch_size}, T, {self.input_dim}). "
+                f"Received: x.shape={np.shape(x)}")
+        for step in self._steps:
+            x = step.run(x)
         return x
 
     def reset(self):

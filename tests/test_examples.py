@@ -108,6 +108,12 @@ def test_streaming_equals_full_sequence(tmp_path):
         number_after("model.stream(), step by step: max abs difference to the full sequence =", out)
         < 1e-5
     )
+    assert (
+        number_after(
+            "model.stream(), chunks of 16 steps: max abs difference to the full sequence =", out
+        )
+        < 1e-5
+    )
     assert number_after("max abs difference:", out) < 1e-5
     assert number_after("model", out.split("denoising RMSE:")[1]) < number_after(
         "input", out.split("denoising RMSE:")[1]

@@ -69,3 +69,60 @@ def test_stream_bad_input():
         m.stream()
     with pytest.raises(ValueError, match="built"):
         Sequential([LSTM(4)]).stream()
+
+
+# ------------------------------------------------------------ chunks of steps
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_chunks_of_steps_equal_predict_and_single_steps(batch_size):
+    rng = np.random.default_rng(2)
+    model = _model()
+    x = rng.standard_normal((batch_size, 11, 3)).astype(np.float32)
+    full = model.predict(x, verbose=0)
+    stream = model.stream(batch_size=batch_size)
+    chunks = [stream.steps(x[:, :4]), stream.steps(x[:, 4:5]), stream.steps(x[:, 5:])]
+    assert [c.shape for c in chunks] == [(batch_size, 4, 2), (batch_size, 1, 2),
+                                         (batch_size, 6, 2)]
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), full, **TOL)
+    # single steps and chunks carry the same state
+    stream.reset()
+    first = [stream.step(x[:, t]) for t in range(3)]
+    rest = stream.steps(x[:, 3:])
+    np.testing.assert_allclose(np.stack(first, axis=1), full[:, :3], **TOL)
+    np.testing.assert_allclose(rest, full[:, 3:], **TOL)
+
+
+def test_a_chunk_on_a_reset_stream_is_predict_bit_for_bit():
+    """LSTM layers only: the same engine call as predict's, on weights packed
+    once (packed and unpacked calls are bit-identical); wide input: the input
+    projection is the engine's GEMM, not fused into the loop."""
+    rng = np.random.default_rng(3)
+    model = Sequential([LSTM(40, input_shape=(None, 48), return_sequences=True),
+                        LSTM(24, return_sequences=True)])
+    model.build((None, None, 48))
+    x = rng.standard_normal((1, 30, 48)).astype(np.float32)
+    stream = model.stream()
+    stream.steps(x[:, :7])
+    stream.reset()
+    np.testing.assert_array_equal(stream.steps(x[0]), model.predict(x, verbose=0))
+
+
+def test_a_chunk_of_a_last_step_model_ends_with_predict():
+    rng = np.random.default_rng(4)
+    model = _model(return_sequences=False)
+    x = rng.standard_normal((2, 8, 3)).astype(np.float32)
+    y = model.stream(batch_size=2).steps(x)
+    assert y.shape == (2, 8, 2)
+    np.testing.assert_allclose(y[:, -1], model.predict(x, verbose=0), **TOL)
+    np.testing.assert_allclose(y[:, 4], model.predict(x[:, :5], verbose=0), **TOL)
+
+
+def test_chunk_bad_input():
+    stream = _model().stream(batch_size=2)
+    for bad in (np.zeros((2, 3)), np.zeros((1, 5, 3)), np.zeros((2, 5, 4)),
+                np.zeros((2, 5, 3, 1))):
+        with pytest.raises(ValueError, match=r"x\.shape=\(batch_size, T, I\)=\(2, T, 3\)\. "
+                                             r"Received: x\.shape="):
+            stream.steps(bad)
+    assert stream.steps(np.zeros((2, 0, 3))).shape == (2, 0, 2)  # no steps: no outputs
