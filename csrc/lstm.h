@@ -135,6 +135,16 @@ int lf_team_hold(int delta);
  * take over must not wait for it. */
 void lf_set_late_workers(int microseconds);
 
+/* One Adam step over n weights, in place (p, m, v; v_hat too when not NULL:
+ * amsgrad): m += (g - m) * (1 - beta_1); v += (g * g - v) * (1 - beta_2);
+ * v_hat = max(v_hat, v); p -= m * alpha / (sqrt(v or v_hat) + epsilon), each
+ * operation rounded as written (the NumPy form in lstm_fast.optimizers). */
+int lf_adam_f32(float *p, const float *g, float *m, float *v, float *v_hat, int64_t n,
+                float one_minus_beta_1, float one_minus_beta_2, float epsilon, float alpha);
+int lf_adam_f64(double *p, const double *g, double *m, double *v, double *v_hat, int64_t n,
+                double one_minus_beta_1, double one_minus_beta_2, double epsilon,
+                double alpha);
+
 /* Units handled per SIMD block by the current ISA, for float (4-byte) or
  * double (8-byte) elements; exposed so tests can cover the block tails. */
 int lf_block_units(int elem_size);

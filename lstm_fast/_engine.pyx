@@ -94,6 +94,11 @@ cdef extern from "lstm_cython.h" nogil:
     void lf_set_late_workers(int microseconds)
     int lf_team_hold(int delta)
     int lf_block_units(int elem_size)
+    int lf_adam_f32(float *p, const float *g, float *m, float *v, float *v_hat, int64_t n,
+                    float one_minus_beta_1, float one_minus_beta_2, float epsilon, float alpha)
+    int lf_adam_f64(double *p, const double *g, double *m, double *v, double *v_hat, int64_t n,
+                    double one_minus_beta_1, double one_minus_beta_2, double epsilon,
+                    double alpha)
 
 
 # ---- instruction set and threads ----------------------------------------------
@@ -141,6 +146,51 @@ def _set_late_workers(microseconds):
 def block_units(dtype=np.float32):
     """Hidden units per SIMD block of the current path (for tests of the tails)."""
     return lf_block_units(np.dtype(dtype).itemsize)
+
+
+def _adam_update(p, g, m, v, v_hat, one_minus_beta_1, one_minus_beta_2, epsilon, alpha):
+    """One Adam step in place (for lstm_fast.optimizers.Adam): p, m, v (and
+    v_hat, or None) updated from g, all 1-D, C-contiguous, of one float dtype
+    and length; the scalars are rounded to that dtype first."""
+    cdef cnp.ndarray a
+    if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
+        raise TypeError(f"Expected p to be a float32 or float64 ndarray. Received: {p!r:.80}")
+    dtype = p.dtype
+    for name, obj in (("p", p), ("g", g), ("m", m), ("v", v), ("v_hat", v_hat)):
+        if obj is None and name == "v_hat":
+            continue
+        if not isinstance(obj, np.ndarray) or obj.dtype != dtype:
+            raise TypeError(
+                f"Expected {name} to be an ndarray of p's dtype {dtype}. Received: {name} of "
+                f"type {type(obj).__name__}, dtype {getattr(obj, 'dtype', None)}")
+        a = <cnp.ndarray>obj
+        if (a.ndim != 1 or a.shape[0] != p.shape[0] or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                or (name != "g" and not cnp.PyArray_ISWRITEABLE(a))):
+            raise ValueError(
+                f"Expected {name} to be 1-D, C-contiguous{'' if name == 'g' else ', writeable'} "
+                f"and of p's shape {p.shape}. Received: {name}.shape={obj.shape}, "
+                f"contiguous={obj.flags.c_contiguous}, writeable={obj.flags.writeable}")
+    cdef int64_t n = p.shape[0]
+    cdef int rc
+    cdef void *pp = _ptr(p)
+    cdef void *pg = _ptr(g)
+    cdef void *pm = _ptr(m)
+    cdef void *pv = _ptr(v)
+    cdef void *ph = _ptr(v_hat) if v_hat is not None else NULL
+    cdef float b1f, b2f, ef, af
+    cdef double b1d, b2d, ed, ad
+    if dtype == np.float32:
+        b1f, b2f = np.float32(one_minus_beta_1), np.float32(one_minus_beta_2)
+        ef, af = np.float32(epsilon), np.float32(alpha)
+        with nogil:
+            rc = lf_adam_f32(<float *>pp, <const float *>pg, <float *>pm, <float *>pv,
+                             <float *>ph, n, b1f, b2f, ef, af)
+    else:
+        b1d, b2d, ed, ad = one_minus_beta_1, one_minus_beta_2, epsilon, alpha
+        with nogil:
+            rc = lf_adam_f64(<double *>pp, <const double *>pg, <double *>pm, <double *>pv,
+                             <double *>ph, n, b1d, b2d, ed, ad)
+    _raise_for(rc, "the Adam step")
 
 
 def _usable_cpus():

@@ -38,6 +38,8 @@ import warnings
 
 import numpy as np
 
+from ._engine import _adam_update
+
 __all__ = [
     "SGD",
     "CosineDecay",
@@ -986,24 +988,14 @@ class Adam(Optimizer):
         beta_1_power = t(self.beta_1) ** t(step)
         beta_2_power = t(self.beta_2) ** t(step)
         alpha = t(lr) * np.sqrt(t(1) - beta_2_power) / (t(1) - beta_1_power)
-        m, v = self._slots["momentum"], self._slots["velocity"]
-        tmp, tmp2 = self._scratch
-        np.subtract(g, m, out=tmp)
-        tmp *= t(1 - self.beta_1)
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= t(1 - self.beta_2)
-        v += tmp
-        if self.amsgrad:
-            v_hat = self._slots["velocity_hat"]
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        np.sqrt(v, out=tmp)
-        tmp += t(self.epsilon)
-        np.multiply(m, alpha, out=tmp2)
-        tmp2 /= tmp
-        p -= tmp2
+        # In one pass of the engine, in this order, each operation rounded to
+        # the dtype (bit-identical to the NumPy form, tests/test_optimizers.py):
+        #   m += (g - m) * (1 - beta_1);  v += (g * g - v) * (1 - beta_2)
+        #   v_hat = maximum(v_hat, v) (amsgrad; then used for v)
+        #   p -= m * alpha / (sqrt(v) + epsilon)
+        _adam_update(p, g, self._slots["momentum"], self._slots["velocity"],
+                     self._slots["velocity_hat"] if self.amsgrad else None,
+                     t(1 - self.beta_1), t(1 - self.beta_2), t(self.epsilon), alpha)
 
     def get_config(self):
         config = super().get_config()

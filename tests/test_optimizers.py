@@ -407,3 +407,64 @@ def test_schedule_drives_the_steps_and_round_trips():
     clone = optimizers.get(optimizers.serialize(opt))
     assert isinstance(clone._learning_rate, optimizers.ExponentialDecay)
     assert clone.get_config() == opt.get_config()
+
+
+# ------------------------------------------------ Adam's update in the engine
+
+
+def _adam_numpy(p, g, m, v, v_hat, c1, c2, eps, alpha):
+    """The NumPy form of Adam's update, one array operation at a time (the
+    engine's kernel must round exactly as this does)."""
+    with np.errstate(all="ignore"):  # the Inf and NaN steps
+        m += (g - m) * c1
+        v += (g * g - v) * c2
+        if v_hat is not None:
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        p -= m * alpha / (np.sqrt(v) + eps)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_engine_adam_update_is_the_numpy_form_bit_for_bit(amsgrad, dtype):
+    from lstm_fast._engine import _adam_update
+
+    rng = np.random.default_rng(7)
+    n = 1037  # not a multiple of any vector width
+    t = np.dtype(dtype).type
+    c1, c2, eps = t(1 - 0.9), t(1 - 0.999), t(1e-7)
+    want = [rng.standard_normal(n).astype(dtype) for _ in range(2)] + [np.zeros(n, dtype)] * 2
+    want = [a.copy() for a in want] + ([np.zeros(n, dtype)] if amsgrad else [None])
+    got = [None if a is None else a.copy() for a in want]
+    for step in range(1, 30):
+        # gradients over many magnitudes, with a NaN, an Inf and zeros in the last steps
+        g = (rng.standard_normal(n) * 10.0 ** rng.integers(-8, 4, n)).astype(dtype)
+        if step > 25:
+            g[[3, 500, 900]] = [np.nan, np.inf, 0.0]
+        alpha = t(0.01) * np.sqrt(t(1) - t(0.999) ** t(step)) / (t(1) - t(0.9) ** t(step))
+        _adam_numpy(want[0], g, want[2], want[3], want[4], c1, c2, eps, alpha)
+        _adam_update(got[0], g, got[2], got[3], got[4], c1, c2, eps, alpha)
+        for a, b in zip(got, want):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    assert np.isnan(got[0][3]) and np.isnan(got[2][3])  # NaN propagated, as NumPy does
+
+
+def test_engine_adam_update_rejects_bad_arrays():
+    from lstm_fast._engine import _adam_update
+
+    z = [np.zeros(8, np.float32) for _ in range(4)]
+    with pytest.raises(TypeError, match=r"Expected g to be an ndarray of p's dtype float32\. "
+                                        r"Received: g of type ndarray, dtype float64"):
+        _adam_update(z[0], z[1].astype(np.float64), z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
+    with pytest.raises(ValueError, match=r"Expected m to be 1-D, C-contiguous, writeable and "
+                                         r"of p's shape \(8,\)\. Received: m\.shape=\(4,\)"):
+        _adam_update(z[0], z[1], z[2][:4], z[3], None, 0.1, 0.001, 1e-7, 0.01)
+    read_only = np.zeros(8, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable=False"):
+        _adam_update(z[0], z[1], z[2], read_only, None, 0.1, 0.001, 1e-7, 0.01)
+    with pytest.raises(ValueError, match="contiguous=False"):
+        _adam_update(z[0], np.zeros(16, np.float32)[::2], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
+    with pytest.raises(TypeError, match="Expected p to be a float32 or float64 ndarray"):
+        _adam_update(np.zeros(8, np.int32), z[1], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
