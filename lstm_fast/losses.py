@@ -120,9 +120,18 @@ def _as_float(y_pred):
 # values and, when asked, d(values)/d(y_pred) elementwise (y_pred's shape).
 
 
+def _mean_last(a):
+    """np.mean(a, axis=-1): the same sum and the same correctly rounded
+    division, so the same bits, without np.mean's Python-level work (~20 us a
+    call, a fifth of the loss in a seed-model training step)."""
+    if a.shape[-1] == 0:
+        return np.mean(a, axis=-1)  # NaN, with NumPy's warning
+    return np.add.reduce(a, axis=-1) / a.shape[-1]
+
+
 def _mse_kernel(y_true, y_pred, need_grad):
     diff = y_pred - y_true
-    values = np.mean(np.square(diff), axis=-1)
+    values = _mean_last(np.square(diff))
     if not need_grad:
         return values, None
     grad = diff * (2.0 / diff.shape[-1])
@@ -131,7 +140,7 @@ def _mse_kernel(y_true, y_pred, need_grad):
 
 def _mae_kernel(y_true, y_pred, need_grad):
     diff = y_pred - y_true
-    values = np.mean(np.abs(diff), axis=-1)
+    values = _mean_last(np.abs(diff))
     if not need_grad:
         return values, None
     grad = np.sign(diff) * (1.0 / diff.shape[-1])
@@ -143,7 +152,7 @@ def _huber_kernel(y_true, y_pred, need_grad, delta=1.0):
     abs_diff = np.abs(diff)
     quadratic = abs_diff <= delta
     elem = np.where(quadratic, 0.5 * np.square(diff), delta * abs_diff - 0.5 * delta * delta)
-    values = np.mean(elem, axis=-1)
+    values = _mean_last(elem)
     if not need_grad:
         return values, None
     grad = np.where(quadratic, diff, delta * np.sign(diff)) * (1.0 / diff.shape[-1])
@@ -159,7 +168,7 @@ def _bce_kernel(y_true, y_pred, need_grad, from_logits=False, label_smoothing=0.
         x = y_pred_b
         # max(x, 0) - x * t + log(1 + exp(-|x|)): the stable form of -t log s - (1-t) log(1-s)
         elem = np.maximum(x, 0) - x * y_true + np.log1p(np.exp(-np.abs(x)))
-        values = np.mean(elem, axis=-1)
+        values = _mean_last(elem)
         if not need_grad:
             return values, None
         s = 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without overflow
@@ -168,7 +177,7 @@ def _bce_kernel(y_true, y_pred, need_grad, from_logits=False, label_smoothing=0.
     eps = y_pred.dtype.type(EPSILON)
     p = np.clip(y_pred_b, eps, 1 - eps)
     elem = -(y_true * np.log(p) + (1.0 - y_true) * np.log(1.0 - p))
-    values = np.mean(elem, axis=-1)
+    values = _mean_last(elem)
     if not need_grad:
         return values, None
     inside = (y_pred_b >= eps) & (y_pred_b <= 1 - eps)
@@ -587,10 +596,12 @@ class Loss:
         y_true, y_pred_r = self._prepare(y_true, y_pred_arr)
         values, dvalues = self.call_gradient(y_true, y_pred_r)
         loss, weights, scale = self._reduce(values, sample_weight)
-        factor = np.full(values.shape, scale, dtype=y_pred_arr.dtype)
-        if weights is not None:
-            factor = factor * weights
-        grad = dvalues * factor[..., None]
+        scale = y_pred_arr.dtype.type(scale)
+        if weights is None:
+            grad = dvalues * scale  # the product below with every factor = scale
+        else:
+            factor = np.full(values.shape, scale, dtype=y_pred_arr.dtype) * weights
+            grad = dvalues * factor[..., None]
         return loss, np.ascontiguousarray(grad.reshape(shape), dtype=y_pred_arr.dtype)
 
     def get_config(self):

@@ -1,6 +1,8 @@
 """Losses: values against hand formulas and Keras's documented numbers; gradients
 against central finite differences in float64."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -274,3 +276,17 @@ def test_custom_loss_subclass_trains():
 def test_sparse_labels_out_of_range():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         losses.get("sparse_categorical_crossentropy")(np.array([0, 3]), np.ones((2, 3)) / 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(32, 20, 1), (7, 5), (3, 4, 129), (1000,), (2, 0)])
+def test_mean_of_the_last_axis_is_numpys_bit_for_bit(dtype, shape):
+    from lstm_fast.losses import _mean_last
+
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-5, 5, shape)).astype(dtype)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the empty axis: NaN, as NumPy
+        got, want = _mean_last(a), np.mean(a, axis=-1)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
