@@ -171,11 +171,16 @@ LF_DEFINE_ENTRY(f64, double)
  * One pass over the flat parameter vector instead of twelve NumPy passes (at
  * the seed model's 12k weights the NumPy form took ~50 us a step, most of it
  * per-call overhead). Each element sees exactly the operations of the NumPy
- * form in lstm_fast/optimizers.py, in its order, each rounded to REAL: no
- * contraction into FMAs (this file is built for the baseline ISA, and the
- * pragma keeps it so under any flags), so the results are bit-identical. */
+ * form in lstm_fast/optimizers.py, in its order, each rounded to REAL: the
+ * pragmas forbid contracting them into FMAs (the build passes
+ * -ffp-contract=fast, and FMA is baseline on some targets), so the results
+ * are bit-identical to NumPy's (NaN payloads aside: NumPy's own depend on the
+ * array's length). */
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
 #define LF_ADAM_LOOP(REAL, SQRT, AMSGRAD)                                                    \
     for (int64_t i = 0; i < n; i++) {                                                          \
         REAL gi = g[i];                                                                        \

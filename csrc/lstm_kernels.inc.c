@@ -480,7 +480,8 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
     if (cx->hprev)
         for (int64_t b = r0; b < r1; b++)
             for (int64_t v = v0; v < v1; v++) cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
-    if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single */
+    if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single
+                             * (row 0 = r0..r1: rows are split only from 2 * MR_FWD) */
         const int64_t n_pairs = (j1 - j0 + 1) / 2;
         for (int64_t p = 0; p < n_pairs; p++) {
             const int64_t j = j0 + 2 * (reverse ? n_pairs - 1 - p : p);

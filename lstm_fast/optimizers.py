@@ -682,6 +682,8 @@ class Optimizer:
                 f"Expected params.dtype={self._dtype}. Received: params.dtype={params.dtype}"
             )
         grads = np.asarray(grads)
+        if not grads.flags.c_contiguous:  # the update rules read it as one flat run
+            grads = np.ascontiguousarray(grads)
         if grads.shape != params.shape:
             raise ValueError(
                 f"Expected grads.shape == params.shape == {params.shape}. "
@@ -989,7 +991,8 @@ class Adam(Optimizer):
         beta_2_power = t(self.beta_2) ** t(step)
         alpha = t(lr) * np.sqrt(t(1) - beta_2_power) / (t(1) - beta_1_power)
         # In one pass of the engine, in this order, each operation rounded to
-        # the dtype (bit-identical to the NumPy form, tests/test_optimizers.py):
+        # the dtype (bit-identical to the NumPy form, NaN payloads aside;
+        # tests/test_optimizers.py):
         #   m += (g - m) * (1 - beta_1);  v += (g * g - v) * (1 - beta_2)
         #   v_hat = maximum(v_hat, v) (amsgrad; then used for v)
         #   p -= m * alpha / (sqrt(v) + epsilon)

@@ -171,13 +171,14 @@ class Stream:
         Returns:
             The model's outputs for these steps, (batch_size, T, output features).
         """
+        given = np.shape(x)
         x = np.asarray(x)
         if x.ndim == 2 and self.batch_size == 1:
             x = x[None]
         if x.ndim != 3 or x.shape[0] != self.batch_size or x.shape[2] != self.input_dim:
             raise ValueError(
                 f"Expected x.shape=(batch_size, T, I)=({self.batch_size}, T, {self.input_dim}). "
-                f"Received: x.shape={np.shape(x)}")
+                f"Received: x.shape={given}")
         for step in self._steps:
             x = step.run(x)
         return x

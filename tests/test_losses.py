@@ -278,7 +278,7 @@ def test_sparse_labels_out_of_range():
         losses.get("sparse_categorical_crossentropy")(np.array([0, 3]), np.ones((2, 3)) / 3)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int64])
 @pytest.mark.parametrize("shape", [(32, 20, 1), (7, 5), (3, 4, 129), (1000,), (2, 0)])
 def test_mean_of_the_last_axis_is_numpys_bit_for_bit(dtype, shape):
     from lstm_fast.losses import _mean_last

@@ -468,3 +468,17 @@ def test_engine_adam_update_rejects_bad_arrays():
         _adam_update(z[0], np.zeros(16, np.float32)[::2], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
     with pytest.raises(TypeError, match="Expected p to be a float32 or float64 ndarray"):
         _adam_update(np.zeros(8, np.int32), z[1], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
+
+
+def test_adam_takes_strided_gradients():
+    """Every rule reads the gradient as one flat run: a strided array is copied."""
+    rng = np.random.default_rng(8)
+    grads = rng.standard_normal(20).astype(np.float32)
+    params = [rng.standard_normal(10).astype(np.float32)] * 2
+    params = [p.copy() for p in params]
+    opts = [optimizers.Adam(learning_rate=0.1) for _ in range(2)]
+    for opt in opts:
+        opt.build([(0, 10)], "float32")
+    opts[0].apply(params[0], grads[::2])
+    opts[1].apply(params[1], grads[::2].copy())
+    np.testing.assert_array_equal(params[0], params[1])

@@ -126,3 +126,6 @@ def test_chunk_bad_input():
                                              r"Received: x\.shape="):
             stream.steps(bad)
     assert stream.steps(np.zeros((2, 0, 3))).shape == (2, 0, 2)  # no steps: no outputs
+    # a (T, I) chunk at batch size 1: the message shows the shape given
+    with pytest.raises(ValueError, match=r"\(1, T, 3\)\. Received: x\.shape=\(5, 4\)"):
+        _model().stream().steps(np.zeros((5, 4)))
