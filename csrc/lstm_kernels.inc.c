@@ -18,7 +18,8 @@
  * thread takes its own first, then the others' that have not started); the
  * backward gives each thread fixed blocks and meets at a barrier per step.
  * Small layers split the rows instead, forward and backward (rows_pay), and
- * meet only once, after packing the weights.
+ * meet only once, after packing the weights (the forward's shares of rows
+ * are claimable chunks too).
  *
  * Determinism: each output element is computed by the same operations in
  * the same order whichever thread computes its block and however many
@@ -201,9 +202,7 @@ typedef struct {
     REAL *rk_own, *k_own;
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
     REAL *cbuf;    /* (B, Hp): c, updated in place by whoever runs its chunk  */
-    lf_phases ph;  /* the chunks of each step, shared out among the threads  */
-    int row_split; /* small layers: threads split the rows (rows_pay)        */
-    lf_barrier bar; /* row_split: every panel is packed                       */
+    lf_phases ph;  /* the chunks of each step (small layers: of rows), shared out */
 } FN(fwd_ctx);
 
 INLINE int FN(fwd_active)(const FN(fwd_ctx) * cx, int64_t b, int64_t t) {
@@ -536,20 +535,32 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
     lf_fp_exit(fp_state);
 }
 
-/* The forward of small layers (rows_pay): each thread packs its share of
- * the blocks, then, after one barrier, runs every step of its own rows for
- * all blocks without waiting for the others. */
+/* The forward of small layers (rows_pay), in two phases of lf_phases with
+ * one chunk per thread: phase 0 packs a share of the blocks (if any need
+ * packing), phase 1 runs a share of the rows (an even split) through every
+ * step. A thread's rows never wait for another's, and the shares are still
+ * claimable: a member that lost its core before starting leaves its chunk to
+ * the others instead of stalling the call. */
 static void FN(fwd_rows_task)(void *arg, int tid, int nth) {
+    (void)nth;
     FN(fwd_ctx) *cx = arg;
-    const int64_t B = cx->d->B, T = cx->d->T;
-    const int64_t r0 = B * tid / nth, r1 = B * (tid + 1) / nth;
+    const int64_t B = cx->d->B, T = cx->d->T, n = cx->ph.n_chunks;
     unsigned fp_state = lf_fp_enter();
-    if (cx->rk_own || cx->k_own) {
-        FN(fwd_pack_blocks)(cx, cx->nblk * tid / nth, cx->nblk * (tid + 1) / nth);
-        lf_barrier_wait(&cx->bar);
+    for (int64_t q = 0; q < 2; q++) {
+        int64_t c, n_done = 0;
+        for (; (c = lf_phases_claim(&cx->ph, tid, q, 0)) >= 0; n_done++) {
+            if (q == 0) {
+                FN(fwd_pack_blocks)(cx, cx->nblk * c / n, cx->nblk * (c + 1) / n);
+            } else {
+                const int64_t r0 = B * c / n, r1 = B * (c + 1) / n;
+                FN(fwd_init_state)(cx, r0, r1, 0, cx->Hp);
+                for (int64_t s = 0; s < T; s++)
+                    FN(fwd_step_chunk)(cx, 0, cx->nblk, r0, r1, s, (int)(s & 1));
+            }
+        }
+        lf_phases_publish(&cx->ph, tid, n_done);
+        lf_phases_wait(&cx->ph, q);
     }
-    FN(fwd_init_state)(cx, r0, r1, 0, cx->Hp);
-    for (int64_t s = 0; s < T; s++) FN(fwd_step_chunk)(cx, 0, cx->nblk, r0, r1, s, (int)(s & 1));
     lf_fp_exit(fp_state);
 }
 
@@ -588,9 +599,9 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.cbuf = cx.hbuf + 2 * n_h;
     const double flops =
         8.0 * (double)d->B * (double)d->T * (double)d->H * (double)(d->H + (cx.x ? d->I : 0));
-    cx.row_split = FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD);
-    if (cx.row_split) {
-        lf_parallel_run(FN(fwd_rows_task), &cx, &cx.bar, nth, flops);
+    if (FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD)) {
+        lf_phases_init(&cx.ph, nth, nth, (lf_counter *)(void *)work);
+        lf_parallel_run_shared(FN(fwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {
         cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
         lf_phases_init(&cx.ph, nth, (cx.nblk + cx.cb - 1) / cx.cb, (lf_counter *)(void *)work);
