@@ -9,6 +9,11 @@
 #define LF_VMIN_PS(a, b) ((__typeof__(b))_mm256_min_ps((__m256)(a), (__m256)(b)))
 #define LF_VMAX_PD(a, b) ((__typeof__(b))_mm256_max_pd((__m256d)(a), (__m256d)(b)))
 #define LF_VMIN_PD(a, b) ((__typeof__(b))_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+/* the last, partial block of units: loads of the lanes where mask is all ones
+ * (lstm_kernels.inc.c). Not the masked stores: on this machine's AMD cores
+ * they measured slower than the plain copies of the fallback. */
+#define LF_MASKLOAD_PS(p, mask) ((V)_mm256_maskload_ps((p), (__m256i)(mask)))
+#define LF_MASKLOAD_PD(p, mask) ((V)_mm256_maskload_pd((p), (__m256i)(mask)))
 #define MR_FWD 6
 #define GP 2
 #define MR_BWD 6

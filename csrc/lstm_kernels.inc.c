@@ -79,13 +79,44 @@ INLINE void FN(vstore)(REAL *p, V v) { memcpy(p, &v, sizeof v); }
  * a shuffle, taking an FMA port in the inner loops. */
 INLINE V FN(vbcast)(REAL a) { return __builtin_shuffle((V){a}, (VI){0}); }
 
+/* The last block of units of a layer whose H is not a multiple of U holds
+ * n < U units. Its loads and stores were a libc memcpy of a variable size
+ * through a buffer (and a vector load of bytes just stored in pieces, which
+ * store forwarding cannot serve): at H = 50 that one block of 2 units cost
+ * 1.57 full blocks, 1.27 now. The ISA files may give masked loads
+ * (LF_MASKLOAD_PS/PD); otherwise, and for stores, the copies are of fixed
+ * sizes, which compile to a few moves. */
+INLINE VI FN(lane_mask)(int64_t n) { /* lanes < n all ones, the rest zero */
+    VI lane;
+    for (int i = 0; i < (int)U; i++) lane[i] = i;
+    return lane < (VI){0} + (__typeof__(lane[0]))n;
+}
+
+/* n < U elements between a and b, in fixed-size pieces (n's bits) */
+INLINE void FN(copy_n)(void *a, const void *b, int64_t n) {
+    char *d = a;
+    const char *s = b;
+    for (int64_t piece = U / 2; piece > 0; piece /= 2)
+        if (n & piece) {
+            memcpy(d, s, (size_t)piece * sizeof(REAL));
+            d += piece * sizeof(REAL);
+            s += piece * sizeof(REAL);
+        }
+}
+
 /* first n lanes (n <= U) of p, the rest zero: for the last block of units */
 INLINE V FN(vload_n)(const REAL *p, int64_t n) {
     if (n == U) return FN(vload)(p);
+#if LF_REAL_IS_DOUBLE && defined(LF_MASKLOAD_PD)
+    return LF_MASKLOAD_PD(p, FN(lane_mask)(n));
+#elif !LF_REAL_IS_DOUBLE && defined(LF_MASKLOAD_PS)
+    return LF_MASKLOAD_PS(p, FN(lane_mask)(n));
+#else
     REAL tmp[U];
     memset(tmp, 0, sizeof tmp);
-    memcpy(tmp, p, (size_t)n * sizeof(REAL));
+    FN(copy_n)(tmp, p, n);
     return FN(vload)(tmp);
+#endif
 }
 INLINE void FN(vstore_n)(REAL *p, V v, int64_t n) {
     if (n == U) {
@@ -94,7 +125,7 @@ INLINE void FN(vstore_n)(REAL *p, V v, int64_t n) {
     }
     REAL tmp[U];
     FN(vstore)(tmp, v);
-    memcpy(p, tmp, (size_t)n * sizeof(REAL));
+    FN(copy_n)(p, tmp, n);
 }
 
 /* x clamped to [lo, hi], NaN kept: a NaN input must give a NaN output. The
@@ -476,9 +507,12 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
     const int64_t v0 = j0 * U, v1 = j1 * U < H ? j1 * U : H;
     const REAL *cur = cx->hbuf + (s & 1) * B * Hp;
     REAL *nxt = cx->hbuf + ((s + 1) & 1) * B * Hp;
-    if (cx->hprev)
+    if (cx->hprev) /* training: the h this step starts from, row by row (not a
+                    * memcpy call per row: at H = 50 those weighed) */
         for (int64_t b = r0; b < r1; b++)
-            for (int64_t v = v0; v < v1; v++) cx->hprev[(b * T + t) * H + v] = cur[b * Hp + v];
+            for (int64_t v = v0; v < v1; v += U)
+                FN(vstore_n)(cx->hprev + (b * T + t) * H + v, FN(vload)(cur + b * Hp + v),
+                             v1 - v < U ? v1 - v : U);
     if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single
                              * (row 0 = r0..r1: rows are split only from 2 * MR_FWD) */
         const int64_t n_pairs = (j1 - j0 + 1) / 2;
