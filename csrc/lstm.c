@@ -162,6 +162,16 @@ static int dims_ok(const lf_lstm_dims *d) {
             return LF_EINVAL;                                                                  \
         LF_DISPATCH(gemm_prepacked, type, trans_a, M, N, K, A, lda, bp, accumulate, C, ldc,    \
                     n_threads)                                                                 \
+    }                                                                                          \
+    int lf_gemm_weight_grads_##type(int64_t K, int64_t N, const REAL *x, int64_t I,            \
+                                    const REAL *hprev, int64_t H, const REAL *dz,              \
+                                    int accumulate, REAL *dk, REAL *dr, REAL *db,              \
+                                    int n_threads) {                                           \
+        if (K < 0 || N < 0 || I < 0 || H < 0 || (N && ((I && !dk) || (H && !dr))) ||           \
+            (N && K && ((I && !x) || (H && !hprev) || !dz)))                                   \
+            return LF_EINVAL;                                                                  \
+        LF_DISPATCH(gemm_weight_grads, type, K, N, x, I, hprev, H, dz, accumulate, dk, dr, db, \
+                    n_threads)                                                                 \
     }
 
 LF_DEFINE_ENTRY(f32, float)

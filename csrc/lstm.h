@@ -117,6 +117,18 @@ int lf_gemm_prepacked_f64(int trans_a, int64_t M, int64_t N, int64_t K, const do
                           int64_t lda, const double *bp, int accumulate, double *C,
                           int64_t ldc, int n_threads);
 
+/* An LSTM layer's weight gradients in one product over its K = B*T rows:
+ * dk (I, N) (+)= x.T @ dz, dr (H, N) (+)= hprev.T @ dz and, unless db is
+ * NULL, db (N) (+)= the column sums of dz, computed as [x | hprev | 1].T @ dz;
+ * x (K, I), hprev (K, H), dz (K, N) row-major and contiguous. dk and dr equal
+ * lf_gemm's separate products bit for bit. */
+int lf_gemm_weight_grads_f32(int64_t K, int64_t N, const float *x, int64_t I, const float *hprev,
+                             int64_t H, const float *dz, int accumulate, float *dk, float *dr,
+                             float *db, int n_threads);
+int lf_gemm_weight_grads_f64(int64_t K, int64_t N, const double *x, int64_t I,
+                             const double *hprev, int64_t H, const double *dz, int accumulate,
+                             double *dk, double *dr, double *db, int n_threads);
+
 int lf_isa_supported(int isa);            /* 1 if the CPU and the build support it */
 int lf_get_isa(void);
 int lf_set_isa(int isa);                  /* LF_EINVAL if unsupported */

@@ -44,7 +44,10 @@ void lf_fp_exit(unsigned saved);
     int lf_gemm_pack_##SFX(REAL *dst, const REAL *B, int64_t K, int64_t N, int64_t ldb);          \
     int lf_gemm_prepacked_##SFX(int trans_a, int64_t M, int64_t N, int64_t K, const REAL *A,      \
                                 int64_t lda, const REAL *bp, int accumulate, REAL *C,             \
-                                int64_t ldc, int n_threads);
+                                int64_t ldc, int n_threads);                                      \
+    int lf_gemm_weight_grads_##SFX(int64_t K, int64_t N, const REAL *x, int64_t I,                 \
+                                   const REAL *hprev, int64_t H, const REAL *dz, int accumulate,  \
+                                   REAL *dk, REAL *dr, REAL *db, int n_threads);
 
 LF_DECLARE_KERNELS(generic_f32, float)
 LF_DECLARE_KERNELS(generic_f64, double)

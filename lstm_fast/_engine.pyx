@@ -87,6 +87,13 @@ cdef extern from "lstm_cython.h" nogil:
     int lf_gemm_prepacked_f64(int trans_a, int64_t M, int64_t N, int64_t K, const double *A,
                               int64_t lda, const double *bp, int accumulate, double *C,
                               int64_t ldc, int n_threads)
+    int lf_gemm_weight_grads_f32(int64_t K, int64_t N, const float *x, int64_t I,
+                                 const float *hprev, int64_t H, const float *dz, int accumulate,
+                                 float *dk, float *dr, float *db, int n_threads)
+    int lf_gemm_weight_grads_f64(int64_t K, int64_t N, const double *x, int64_t I,
+                                 const double *hprev, int64_t H, const double *dz,
+                                 int accumulate, double *dk, double *dr, double *db,
+                                 int n_threads)
     int lf_isa_supported(int isa)
     int lf_get_isa()
     int lf_set_isa(int isa)
@@ -923,24 +930,59 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
     if need_dx:                                                  # dx = dz @ kernel.T
         dx = _empty((B, T, I), dtype)
         _gemm(dz2, False, kernel, True, dx.reshape(B * T, I), False, nth)
-    dk = _gemm_into(dkernel, x.reshape(B * T, I), dz2, nth)      # dkernel += x.T @ dz
-    dr = _gemm_into(drecurrent_kernel, cache.hprev.reshape(B * T, H), dz2, nth)
-    db = dz2.sum(axis=0) if cache.has_bias else None             # dbias += sum(dz)
-    if dbias is not None:
-        dbias += db
-        db = dbias
+    # dkernel += x.T @ dz, drecurrent_kernel += hprev.T @ dz, dbias += sum(dz): one product
+    dk, dr, db = _weight_grads(x.reshape(B * T, I), cache.hprev.reshape(B * T, H), dz2,
+                               dkernel, drecurrent_kernel, dbias, cache.has_bias, nth)
     return LSTMGradients(dx=dx, dh0=dh0, dc0=dc0, dkernel=dk, drecurrent_kernel=dr, dbias=db)
 
 
-cdef object _gemm_into(object grad, object a, object dz2, int nth):
-    """grad += a.T @ dz2 (a new array when grad is None); a temporary only when
-    grad is not C-contiguous."""
-    if grad is not None and grad.flags.c_contiguous:
-        _gemm(a, True, dz2, False, grad, True, nth)
-        return grad
-    out = _empty((a.shape[1], dz2.shape[1]), dz2.dtype)
-    _gemm(a, True, dz2, False, out, False, nth)
-    if grad is None:
-        return out
-    grad += out
-    return grad
+cdef tuple _weight_grads(object x2, object h2, object dz2, object dk, object dr, object db,
+                         bint has_bias, int nth):
+    """(dk, dr, db) (+)= (x2.T @ dz2, h2.T @ dz2, dz2.sum(0)) as one product
+    [x2 | h2 | 1].T @ dz2 (lf_gemm_weight_grads); db is None without bias.
+    Given arrays are added into, through a temporary where one is not
+    C-contiguous or overlaps another operand; missing ones are new arrays."""
+    dtype = dz2.dtype
+    cdef int64_t K = dz2.shape[0]
+    cdef int64_t G = dz2.shape[1]
+    cdef int64_t I = x2.shape[1]
+    cdef int64_t H = h2.shape[1]
+    grads = [dk, dr, db if has_bias else None]
+    shapes = [(I, G), (H, G), (G,)]
+    cdef bint accumulate = any(g is not None for g in grads)
+    targets = []
+    for n in range(3):
+        g = grads[n]
+        if n == 2 and not has_bias:
+            targets.append(None)
+        elif g is not None and g.flags.c_contiguous and not any(
+                np.may_share_memory(g, o) for o in [x2, h2, dz2] + grads[:n]):
+            targets.append(g)
+        else:
+            targets.append(np.zeros(shapes[n], dtype) if accumulate else _empty(shapes[n], dtype))
+    cdef void *px = _ptr(x2)
+    cdef void *ph = _ptr(h2)
+    cdef void *pdz = _ptr(dz2)
+    cdef void *pk = _ptr(targets[0])
+    cdef void *pr = _ptr(targets[1])
+    cdef void *pb = _ptr(targets[2])
+    cdef int rc
+    cdef bint f32 = dtype == np.float32
+    with nogil:
+        if f32:
+            rc = lf_gemm_weight_grads_f32(K, G, <const float *>px, I, <const float *>ph, H,
+                                          <const float *>pdz, accumulate, <float *>pk,
+                                          <float *>pr, <float *>pb, nth)
+        else:
+            rc = lf_gemm_weight_grads_f64(K, G, <const double *>px, I, <const double *>ph, H,
+                                          <const double *>pdz, accumulate, <double *>pk,
+                                          <double *>pr, <double *>pb, nth)
+    _raise_for(rc, "weight gradients")
+    out = []
+    for n in range(3):
+        g, t = grads[n], targets[n]
+        if t is not None and g is not None and t is not g:
+            g += t
+            t = g
+        out.append(t)
+    return tuple(out)
