@@ -74,6 +74,8 @@ typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
     const REAL *A, *B;
     const REAL *bp;          /* op(B) packed once by lf_gemm_pack, or NULL */
+    REAL *b_shared;          /* op(B) packed in phase 0 for all the parts (split M), or NULL */
+    REAL *a_shared;          /* op(A) likewise (split N): panels (ceil(M / MR), K, MR) */
     REAL *C;
     /* A stacked op(A) (trans_a only): rows [0, M0) of op(A) are columns of A,
      * rows [M0, M0 + M1) columns of A1 (leading dimension lda1), and a row
@@ -290,7 +292,16 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
             if (!g->bp) FN(gemm_pack_b)(g, pb, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                FN(gemm_pack_a)(g, pa, ic, mc, pc, kc);
+                /* the block's micro-panel of rows ir: packed here, or in a_shared
+                 * (panels of all of op(A), each K deep) */
+                const REAL *ablk = pa;
+                int64_t a_panel = kc * GEMM_MR;
+                if (g->a_shared) {
+                    ablk = g->a_shared + (ic * K + pc * GEMM_MR);
+                    a_panel = K * GEMM_MR;
+                } else {
+                    FN(gemm_pack_a)(g, pa, ic, mc, pc, kc);
+                }
                 for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     const REAL *b = g->bp ? g->bp + ((jc + jr) / GEMM_NR * K + pc) * GEMM_NR
@@ -300,7 +311,7 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
     do {                                                                     \
         REAL *c[GEMM_MR];                                                    \
         for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, ic + ir + r) + jc + jr; \
-        FN(gemm_tile)(kc, pa + ir * kc, b, c, mr, nr, add);                  \
+        FN(gemm_tile)(kc, ablk + ir / GEMM_MR * a_panel, b, c, mr, nr, add); \
     } while (0)
                     for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
                     LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
@@ -346,16 +357,58 @@ static void FN(gemm_run_part)(FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t c) {
         FN(gemm_part)(g, pa, pb, e0, e1, 0, g->N);
 }
 
+/* Panels p0..p1 of op(B) into the layout of lf_gemm_pack ((ceil(N / NR), K,
+ * NR), zero past column N). Transposed B in squares of LF_PACK_ROWS depth by
+ * NR columns: each column of op(B) is a row of B, read a cache line at a
+ * time, and the writes stay within a few KB. */
+static void FN(gemm_pack_panels)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64_t p1) {
+    const int64_t K = g->K, N = g->N, ldb = g->ldb;
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t j = p * GEMM_NR, cols = N - j < GEMM_NR ? N - j : GEMM_NR;
+        REAL *d = dst + p * K * GEMM_NR;
+        for (int64_t k0 = 0; k0 < K; k0 += LF_PACK_ROWS) {
+            const int64_t k1 = k0 + LF_PACK_ROWS < K ? k0 + LF_PACK_ROWS : K;
+            for (int64_t n = 0; n < GEMM_NR; n++)
+                for (int64_t k = k0; k < k1; k++)
+                    d[k * GEMM_NR + n] = n >= cols   ? 0
+                                         : g->trans_b ? g->B[(j + n) * ldb + k]
+                                                      : g->B[k * ldb + j + n];
+        }
+    }
+}
+
+/* With b_shared or a_shared, phase 0 packs that operand (chunk c: a share of
+ * its panels) and phase 1 runs the parts on it; otherwise phase 0 runs the
+ * parts. */
 static void FN(gemm_task)(void *arg, int tid, int nth) {
     (void)nth;
     FN(gemm_ctx) *g = arg;
     REAL *pa = FN(gemm_buffers)();
-    if (!pa) return; /* leaves its parts to the others; gemm_run checks they were done */
+    if (!pa) return; /* leaves its chunks to the others; gemm_exec checks they were done */
     REAL *pb = pa + (size_t)MC * KC;
     unsigned fp_state = lf_fp_enter();
-    int64_t c, n_done = 0;
-    for (; (c = lf_phases_claim(&g->ph, tid, 0, 0)) >= 0; n_done++) FN(gemm_run_part)(g, pa, pb, c);
-    lf_phases_publish(&g->ph, tid, n_done);
+    const int64_t n = g->ph.n_chunks, shared = g->a_shared || g->b_shared;
+    const int64_t panels =
+        g->a_shared ? (g->M + GEMM_MR - 1) / GEMM_MR : (g->N + GEMM_NR - 1) / GEMM_NR;
+    for (int64_t q = 0; q < (shared ? 2 : 1); q++) {
+        const int pack = shared && q == 0;
+        int64_t c, n_done = 0;
+        for (; (c = lf_phases_claim(&g->ph, tid, q, 0)) >= 0; n_done++) {
+            const int64_t p0 = panels * c / n, p1 = panels * (c + 1) / n;
+            if (pack && g->b_shared) {
+                FN(gemm_pack_panels)(g, g->b_shared, p0, p1);
+            } else if (pack) { /* rows p0 * MR.., all of the depth */
+                const int64_t i1 = p1 * GEMM_MR < g->M ? p1 * GEMM_MR : g->M;
+                if (i1 > p0 * GEMM_MR)
+                    FN(gemm_pack_a)(g, g->a_shared + p0 * GEMM_MR * g->K, p0 * GEMM_MR,
+                                    i1 - p0 * GEMM_MR, 0, g->K);
+            } else {
+                FN(gemm_run_part)(g, pa, pb, c);
+            }
+        }
+        lf_phases_publish(&g->ph, tid, n_done);
+        if (pack) lf_phases_wait(&g->ph, q);
+    }
     lf_fp_exit(fp_state);
 }
 
@@ -413,10 +466,32 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
     lf_counter *heap = NULL;
     if (nth > LF_GEMM_MAX_THREADS && !(heap = lf_alloc(2 * (size_t)nth * sizeof(lf_counter))))
         return LF_ENOMEM;
+    /* Each part packed all of the operand that is not split, again (8 parts
+     * of the large layer's dz @ kernel.T each transposed all 4 MB of kernel;
+     * of its weight gradients, each packed all 13 MB of [x | hprev | 1]):
+     * pack it once, shared, in a first phase. From 1 MB (below, the extra
+     * phase costs about what it saves) up to 64 MB (beyond, or without the
+     * memory, each part packs its own blocks as before). */
+#define LF_SHARED_PACK(len) \
+    ((double)(len) * sizeof(REAL) >= 1024.0 * 1024 && (double)(len) * sizeof(REAL) <= 64.0 * 1024 * 1024)
+    if (parts > 1 && !g->few_rows && !g->split_n && !g->bp) {
+        const int64_t len = (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * K;
+        if (LF_SHARED_PACK(len)) {
+            g->b_shared = lf_alloc((size_t)len * sizeof(REAL));
+            g->bp = g->b_shared; /* the parts read it as a prepacked B */
+        }
+    } else if (parts > 1 && !g->few_rows && g->split_n) {
+        const int64_t len = (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR * K;
+        if (LF_SHARED_PACK(len)) g->a_shared = lf_alloc((size_t)len * sizeof(REAL));
+    }
+#undef LF_SHARED_PACK
     lf_phases_init(&g->ph, (int)nth, parts, heap ? heap : counters);
     lf_parallel_run_shared(FN(gemm_task), g, &g->ph, (int)nth, flops);
     lf_free(heap);
-    return lf_phases_finished(&g->ph, 0) ? LF_OK : LF_ENOMEM;
+    const int ok = lf_phases_finished(&g->ph, g->a_shared || g->b_shared ? 1 : 0);
+    lf_free(g->b_shared);
+    lf_free(g->a_shared);
+    return ok ? LF_OK : LF_ENOMEM;
 }
 
 static int FN(gemm_run)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,

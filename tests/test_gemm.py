@@ -96,6 +96,25 @@ def test_thread_count_does_not_change_results(dtype, shape):
         np.testing.assert_array_equal(ops.matmul(a, b, n_threads=n), one)
 
 
+# Products whose unsplit operand is at least 1 MB: it is packed once, shared by
+# all the parts (split by rows: op(B); by columns: op(A)), in a first phase.
+SHARED = [(1100, 500, 600), (500, 1100, 600)]  # (M, N, K): split M, split N
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("size", SHARED)
+def test_shared_packing_matches_numpy_and_any_thread_count(isa, dtype, trans, size):
+    rng = np.random.default_rng(hash((size, trans)) % 2**32)
+    M, N, K = size
+    a, b, a64, b64 = _operands(rng, M, N, K, *trans, dtype)
+    one = ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1], n_threads=1)
+    _check(one, a64, b64, dtype)
+    for n in (2, 3):
+        np.testing.assert_array_equal(
+            ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1], n_threads=n), one)
+
+
 def test_non_contiguous_inputs_and_other_dtypes_of_b():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((20, 30))[:, ::2]          # strided view

@@ -27,7 +27,8 @@ def _backward(rng, B, T, I, H, dtype, bias=True, n_threads=None, **grads):  # no
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(3, 5, 1, 4), (4, 7, 3, 5), (32, 20, 10, 50), (5, 60, 6, 9),
-                                   (2, 3, 8, 8)])
+                                   (2, 3, 8, 8),
+                                   (10, 100, 90, 211)])  # [x | hprev | 1] > 1 MB: packed once
 def test_equal_to_separate_products(isa, dtype, shape):
     rng = np.random.default_rng(sum(shape))
     g, x2, h2, dz = _backward(rng, *shape, dtype)
