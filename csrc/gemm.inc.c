@@ -20,7 +20,9 @@
  *
  * C is cut into parts, contiguous ranges of whole tiles along M or N (the one
  * whose split costs less repacking), a few per thread; threads take their own
- * parts first, then the others' not yet started (lf_phases), with no barrier.
+ * parts first, then the others' not yet started (lf_phases). From 1 MB, the
+ * operand that is not split is packed once for all parts in a first phase
+ * (the one meeting); below, each part packs its own blocks of it.
  * Each element of C is the same sequence of operations whatever the split (its KC
  * blocks in order, each summed in order from zero and then added to C), so
  * results do not depend on the thread count.
@@ -87,7 +89,7 @@ typedef struct {
     int split_n;             /* 1: threads split the columns, else the rows */
     int few_rows;            /* op(A) has at most LF_FEW_ROWS rows and B is not transposed */
     int64_t tile;            /* columns (split_n) or rows per tile of the split */
-    lf_phases ph;            /* the parts of the split, shared out (one phase)  */
+    lf_phases ph;            /* [packing the shared operand,] the parts, shared out */
 } FN(gemm_ctx);
 
 /* rows i0..i0+mc, depth p0..p0+kc of op(A) -> micro-panels (mc/MR, kc, MR) */
@@ -273,7 +275,6 @@ static void FN(gemm_few_rows)(const FN(gemm_ctx) * g, REAL *buf, int64_t n0, int
     }
 }
 
-/* This thread's part: rows m0..m1 and columns n0..n1 of C. */
 /* Row i of C (of a stacked C, the row of C, C1 or C2 it stands for). */
 INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
     if (i < g->M0) return g->C + i * g->ldc;
@@ -281,6 +282,7 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
     return g->C2;
 }
 
+/* This thread's part: rows m0..m1 and columns n0..n1 of C. */
 static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0, int64_t m1,
                           int64_t n0, int64_t n1) {
     const int64_t K = g->K;
@@ -358,21 +360,32 @@ static void FN(gemm_run_part)(FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t c) {
 }
 
 /* Panels p0..p1 of op(B) into the layout of lf_gemm_pack ((ceil(N / NR), K,
- * NR), zero past column N). Transposed B in squares of LF_PACK_ROWS depth by
- * NR columns: each column of op(B) is a row of B, read a cache line at a
- * time, and the writes stay within a few KB. */
+ * NR), zero past column N). B not transposed: a row of NR values at a time.
+ * Transposed, in squares of LF_PACK_ROWS depth by NR columns: each column of
+ * op(B) is a row of B, read a cache line at a time, and the writes stay
+ * within a few KB. */
 static void FN(gemm_pack_panels)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64_t p1) {
     const int64_t K = g->K, N = g->N, ldb = g->ldb;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t j = p * GEMM_NR, cols = N - j < GEMM_NR ? N - j : GEMM_NR;
         REAL *d = dst + p * K * GEMM_NR;
+        if (!g->trans_b) {
+            for (int64_t k = 0; k < K; k++) {
+                const REAL *src = g->B + k * ldb + j;
+                REAL *row = d + k * GEMM_NR;
+                if (cols == GEMM_NR) {
+                    for (int q = 0; q < GEMM_NV; q++) FN(vstore)(row + q * U, FN(vload)(src + q * U));
+                } else {
+                    for (int64_t n = 0; n < GEMM_NR; n++) row[n] = n < cols ? src[n] : 0;
+                }
+            }
+            continue;
+        }
         for (int64_t k0 = 0; k0 < K; k0 += LF_PACK_ROWS) {
             const int64_t k1 = k0 + LF_PACK_ROWS < K ? k0 + LF_PACK_ROWS : K;
             for (int64_t n = 0; n < GEMM_NR; n++)
                 for (int64_t k = k0; k < k1; k++)
-                    d[k * GEMM_NR + n] = n >= cols   ? 0
-                                         : g->trans_b ? g->B[(j + n) * ldb + k]
-                                                      : g->B[k * ldb + j + n];
+                    d[k * GEMM_NR + n] = n < cols ? g->B[(j + n) * ldb + k] : 0;
         }
     }
 }
@@ -456,9 +469,10 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
     if (nth > tiles) nth = tiles;
     if (flops < 4e5) nth = 1; /* waking the team costs more */
     /* A few parts per thread, so that a thread that loses its core to another
-     * process leaves most of its share to the others; but each part packs
-     * again the operand that is not split (all of op(A) when N is split), so
-     * parts stay at least LF_GEMM_MIN_PART columns or rows wide. */
+     * process leaves most of its share to the others; but below the shared
+     * packing's 1 MB each part packs again the operand that is not split (all
+     * of op(A) when N is split), so parts stay at least LF_GEMM_MIN_PART
+     * columns or rows wide. */
     int64_t parts = nth * LF_GEMM_PARTS_PER_THREAD;
     if (parts > (g->split_n ? N : M) / LF_GEMM_MIN_PART) parts = (g->split_n ? N : M) / LF_GEMM_MIN_PART;
     if (parts < nth) parts = nth;
@@ -471,7 +485,10 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
      * of its weight gradients, each packed all 13 MB of [x | hprev | 1]):
      * pack it once, shared, in a first phase. From 1 MB (below, the extra
      * phase costs about what it saves) up to 64 MB (beyond, or without the
-     * memory, each part packs its own blocks as before). */
+     * memory, each part packs its own blocks as before). The buffer is
+     * allocated per call: below glibc's 32 MB mmap ceiling, freeing one
+     * raises its mmap threshold past that size, so the next ones come from
+     * the heap without new page faults. */
 #define LF_SHARED_PACK(len) \
     ((double)(len) * sizeof(REAL) >= 1024.0 * 1024 && (double)(len) * sizeof(REAL) <= 64.0 * 1024 * 1024)
     if (parts > 1 && !g->few_rows && !g->split_n && !g->bp) {

@@ -121,7 +121,9 @@ int lf_gemm_prepacked_f64(int trans_a, int64_t M, int64_t N, int64_t K, const do
  * dk (I, N) (+)= x.T @ dz, dr (H, N) (+)= hprev.T @ dz and, unless db is
  * NULL, db (N) (+)= the column sums of dz, computed as [x | hprev | 1].T @ dz;
  * x (K, I), hprev (K, H), dz (K, N) row-major and contiguous. dk and dr equal
- * lf_gemm's separate products bit for bit. */
+ * lf_gemm's separate products bit for bit; db is a sum over the rows in order
+ * per block of 256 (as every element of the product), with denormals flushed
+ * as in all the engine's kernels. */
 int lf_gemm_weight_grads_f32(int64_t K, int64_t N, const float *x, int64_t I, const float *hprev,
                              int64_t H, const float *dz, int accumulate, float *dk, float *dr,
                              float *db, int n_threads);

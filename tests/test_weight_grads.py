@@ -86,11 +86,50 @@ def test_non_contiguous_and_shared_targets():
                                atol=1e-12)
 
 
+def test_overlapping_targets_each_get_their_sum():
+    # I >= 3H: the product is split by rows, and with drecurrent_kernel a view
+    # of dkernel's first rows, two threads would add into the same memory at
+    # once (lost updates); each target must still receive its whole product
+    B, T, I, H = 8, 40, 64, 8  # noqa: E741
+    fresh, _, _, _ = _backward(np.random.default_rng(10), B, T, I, H, np.float64, n_threads=2)
+    want = np.zeros((I, 4 * H))
+    want += fresh.dkernel
+    want[:H] += fresh.drecurrent_kernel
+    for _ in range(10):
+        dk = np.zeros((I, 4 * H))
+        _backward(np.random.default_rng(10), B, T, I, H, np.float64, n_threads=2, dkernel=dk,
+                  drecurrent_kernel=dk[:H])
+        np.testing.assert_allclose(dk, want, rtol=1e-12, atol=1e-12)
+
+
+def test_target_overlapping_an_operand():
+    # dkernel in the memory of dz (the cache's gates, which the product reads),
+    # shifted so that the first part's columns of dkernel are dz values the
+    # second part reads: on one thread the parts run in turn, so without a
+    # temporary the second would read values the first had overwritten
+    B, T, I, H = 4, 6, 3, 128  # noqa: E741
+    ref, _, _, ref_dz = _backward(np.random.default_rng(11), B, T, I, H, np.float64, n_threads=1)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((B, T, I))
+    K = (rng.standard_normal((I, 4 * H)) * 0.3)
+    R = (rng.standard_normal((H, 4 * H)) * 0.3)
+    b = (rng.standard_normal(4 * H) * 0.3)
+    dy = rng.standard_normal((B, T, H))
+    _, _, _, cache = ops.lstm_forward(x, K, R, b, training=True, n_threads=1)
+    dk = cache.gates.reshape(-1)[256:256 + I * 4 * H].reshape(I, 4 * H)
+    got = ops.lstm_backward(cache, dy, dkernel=dk, n_threads=1)
+    assert got.dkernel is dk
+    # the loop first wrote dz there (the gate gradients overwrite the gates)
+    start = ref_dz.reshape(-1)[256:256 + I * 4 * H].reshape(I, 4 * H)
+    np.testing.assert_allclose(dk, start + ref.dkernel, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_thread_count_does_not_change_results(dtype):
+@pytest.mark.parametrize("shape", [(32, 20, 10, 50), (10, 100, 90, 211), (10, 100, 601, 63)])
+def test_thread_count_does_not_change_results(dtype, shape):
     out = []
     for n in (1, 2, 3):
-        g, _, _, _ = _backward(np.random.default_rng(9), 32, 20, 10, 50, dtype, n_threads=n)
+        g, _, _, _ = _backward(np.random.default_rng(9), *shape, dtype, n_threads=n)
         out.append(g)
     for g in out[1:]:
         np.testing.assert_array_equal(g.dkernel, out[0].dkernel)
