@@ -144,10 +144,33 @@ INLINE V FN(vclamp)(V x, REAL lo, REAL hi) {
 #endif
 }
 
-/* exp(x): x = n ln2 + r, |r| <= ln2/2; e^r by its Taylor series (degree 7
- * for float, 13 for double: below half an ulp on that range); 2^n built in
- * the exponent bits. x is clamped so that 2^n stays a normal number. */
-INLINE V FN(vexp)(V x) {
+/* v as it is, a value the compiler cannot see into. For a sum of two
+ * products, -ffp-contract=fast lets GCC fuse either product into the add,
+ * and which one depends on the code it is inlined into (the cell update
+ * f c + i g rounded differently in a tile of one row and in one of six, so
+ * results changed with the thread count): the product made opaque first
+ * stays a plain multiply. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define LF_OPAQUE(v) __asm__("" : "+v"(v))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define LF_OPAQUE(v) __asm__("" : "+w"(v))
+#else
+#define LF_OPAQUE(v) ((void)0)
+#endif
+
+/* exp of n vectors (n a constant at each call, up to LF_LANES_MAX): x = k ln2
+ * + r, |r| <= ln2/2; e^r by its Taylor series (degree 7 for float, 13 for
+ * double: below half an ulp on that range); 2^k built in the exponent bits. x
+ * is clamped so that 2^k stays a normal number.
+ * Statement by statement across the n vectors: each exp is a chain of ~17
+ * dependent operations, and one chain after another (as GCC emits them) the
+ * out-of-order window held only two or three, so the gate activations waited
+ * on the operations' latency (at H = 50 the epilogue was 60% of the
+ * forward). Interleaved in the instruction stream, n chains run side by side.
+ * Each lane's operations are the same whatever n. */
+#define LF_LANES_MAX 4
+#define LF_EACH(i, n) _Pragma("GCC unroll 4") for (int i = 0; i < (n); i++)
+INLINE void FN(vexp_n)(V *x, int n) {
 #if LF_REAL_IS_DOUBLE
     const REAL lo = -708.0, hi = 709.0, shifter = 6755399441055744.0; /* 1.5 * 2^52 */
     const REAL ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
@@ -158,50 +181,70 @@ INLINE V FN(vexp)(V x) {
     const int mant_bits = 23, exp_bias = 127;
 #endif
     const REAL log2e = (REAL)1.44269504088896340736;
-    x = FN(vclamp)(x, lo, hi);
-    V t = x * log2e + shifter; /* round(x / ln2) sits in t's low mantissa bits */
-    V n = t - shifter;
-    V r = x - n * ln2_hi;
-    r = r - n * ln2_lo;
+    V t[LF_LANES_MAX], p[LF_LANES_MAX];
+    LF_EACH(i, n) x[i] = FN(vclamp)(x[i], lo, hi);
+    LF_EACH(i, n) t[i] = x[i] * log2e + shifter; /* round(x / ln2) in t's low mantissa bits */
+    LF_EACH(i, n) p[i] = t[i] - shifter;           /* k */
+    LF_EACH(i, n) x[i] = x[i] - p[i] * ln2_hi;     /* r */
+    LF_EACH(i, n) x[i] = x[i] - p[i] * ln2_lo;
 #if LF_REAL_IS_DOUBLE
-    V p = FN(vbcast)(1.0 / 6227020800.0);
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
+    LF_EACH(i, n) p[i] = x[i] * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + 1.0 / 39916800.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + 1.0 / 3628800.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + 1.0 / 362880.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + 1.0 / 40320.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + 1.0 / 5040.0;
 #else
-    V p = FN(vbcast)(1.0f / 5040.0f);
+    LF_EACH(i, n) p[i] = FN(vbcast)(1.0f / 5040.0f);
 #endif
-    p = p * r + (REAL)(1.0 / 720.0);
-    p = p * r + (REAL)(1.0 / 120.0);
-    p = p * r + (REAL)(1.0 / 24.0);
-    p = p * r + (REAL)(1.0 / 6.0);
-    p = p * r + (REAL)0.5;
-    p = p * r + (REAL)1.0;
-    p = p * r + (REAL)1.0;
-    VI k = (VI)t - (VI)FN(vbcast)(shifter);
-    V scale = (V)((k + exp_bias) << mant_bits);
-    return p * scale;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)(1.0 / 720.0);
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)(1.0 / 120.0);
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)(1.0 / 24.0);
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)(1.0 / 6.0);
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)0.5;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)1.0;
+    LF_EACH(i, n) p[i] = p[i] * x[i] + (REAL)1.0;
+    LF_EACH(i, n) {
+        VI k = (VI)t[i] - (VI)FN(vbcast)(shifter);
+        x[i] = p[i] * (V)((k + exp_bias) << mant_bits);
+    }
 }
 
-/* 1/x. For float where the ISA file provides LF_RCP_PS (an approximate
- * reciprocal instruction, ~12 bits), one Newton step brings it to ~23 bits at
- * a fraction of a division's cost; five divisions per unit and step weigh in
- * the epilogue when H is small. */
+/* 1 / (1 + x) of n vectors, in place. For float where the ISA file provides
+ * LF_RCP_PS (an approximate reciprocal instruction, ~12 bits), one Newton
+ * step brings it to ~23 bits at a fraction of a division's cost; five
+ * divisions per unit and step weigh in the epilogue when H is small. */
+INLINE void FN(vrecip1p_n)(V *x, int n) {
+    LF_EACH(i, n) x[i] = (REAL)1 + x[i];
 #if !LF_REAL_IS_DOUBLE && defined(LF_RCP_PS)
-INLINE V FN(vrecip)(V x) {
-    V r = LF_RCP_PS(x);
-    return r * ((REAL)2 - x * r);
-}
+    V r[LF_LANES_MAX];
+    LF_EACH(i, n) r[i] = LF_RCP_PS(x[i]);
+    LF_EACH(i, n) x[i] = (REAL)2 - x[i] * r[i];
+    LF_EACH(i, n) x[i] = r[i] * x[i];
 #else
-INLINE V FN(vrecip)(V x) { return (REAL)1 / x; }
+    LF_EACH(i, n) x[i] = (REAL)1 / x[i];
 #endif
+}
 
-INLINE V FN(vsigmoid)(V x) { return FN(vrecip)((REAL)1 + FN(vexp)(-x)); }
+/* tanh(x) = 2 / (1 + e^-2x) - 1 of n vectors, in place */
+INLINE void FN(vtanh_n)(V *x, int n) {
+    LF_EACH(i, n) x[i] = x[i] * (REAL)-2;
+    FN(vexp_n)(x, n);
+    FN(vrecip1p_n)(x, n);
+    LF_EACH(i, n) x[i] = (REAL)2 * x[i] - (REAL)1;
+}
 INLINE V FN(vtanh)(V x) {
-    return (REAL)2 * FN(vrecip)((REAL)1 + FN(vexp)(x * (REAL)-2)) - (REAL)1;
+    FN(vtanh_n)(&x, 1);
+    return x;
+}
+
+/* The four gate activations of a block in place: sigmoid of z[0], z[1],
+ * z[3] (1 / (1 + e^-z)) and tanh of z[2], the four exps interleaved. */
+INLINE void FN(vgates)(V z[4]) {
+    for (int g = 0; g < 4; g++) z[g] = g == 2 ? z[g] * (REAL)-2 : -z[g];
+    FN(vexp_n)(z, 4);
+    FN(vrecip1p_n)(z, 4);
+    z[2] = (REAL)2 * z[2] - (REAL)1;
 }
 
 /* Small layers split the batch's rows among the threads instead of the
@@ -255,16 +298,32 @@ INLINE void FN(fwd_activate)(const FN(fwd_ctx) * cx, V z[4], int64_t b, int64_t 
         if (cx->xproj) z[g] += FN(vload_n)(cx->xproj + (b * T + t) * G + g * H + u0, nu);
         if (cx->bias) z[g] += FN(vload_n)(cx->bias + g * H + u0, nu);
     }
-    z[0] = FN(vsigmoid)(z[0]);
-    z[1] = FN(vsigmoid)(z[1]);
-    z[2] = FN(vtanh)(z[2]);
-    z[3] = FN(vsigmoid)(z[3]);
+    FN(vgates)(z);
 }
 
-/* Pass 2: c and h of a row from its activations act (or, masked, the carried
- * state), and the stores. */
-INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], int64_t b, int64_t t, int64_t s,
-                               int64_t u0, int64_t nu, const REAL *cur, REAL *nxt) {
+/* Pass 2: the new c of a row and block from its activations act (unused
+ * for a masked row). */
+INLINE V FN(fwd_cell)(const FN(fwd_ctx) * cx, const V act[4], int64_t b, int64_t u0) {
+    V ig = act[0] * act[2];
+    LF_OPAQUE(ig);
+    return act[1] * FN(vload)(cx->cbuf + b * cx->Hp + u0) + ig;
+}
+
+/* tanh of n <= 2 * LF_LANES_MAX vectors in place, LF_LANES_MAX at a time */
+INLINE void FN(vtanh_many)(V *x, int n) {
+    if (n > LF_LANES_MAX) {
+        FN(vtanh_n)(x, LF_LANES_MAX);
+        FN(vtanh_n)(x + LF_LANES_MAX, n - LF_LANES_MAX);
+    } else {
+        FN(vtanh_n)(x, n);
+    }
+}
+
+/* Then h = o tanh(c) of a row from its activations act, its c and tc =
+ * tanh(c) (or, masked, the carried state), and the stores. */
+INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int64_t b,
+                               int64_t t, int64_t s, int64_t u0, int64_t nu, const REAL *cur,
+                               REAL *nxt) {
     const lf_lstm_dims *d = cx->d;
     const int64_t T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
     REAL *cp = cx->cbuf + b * Hp + u0;
@@ -278,9 +337,8 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], int64_t b, int6
         if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, FN(vload)(cp), nu);
         out = d->zero_output_for_mask ? (V){0} : h;
     } else {
-        V c = act[1] * FN(vload)(cp) + act[0] * act[2];
         FN(vstore)(cp, c);
-        V h = act[3] * FN(vtanh)(c);
+        V h = act[3] * tc;
         FN(vstore)(nxt + b * Hp + u0, h);
         if (cx->gates) /* may overwrite xproj: pass 1 read it for every row */
             for (int g = 0; g < 4; g++)
@@ -373,7 +431,11 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
     const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
     for (int r = 0; r < mr; r++)
         if (FN(fwd_active)(cx, b0 + r, t)) FN(fwd_activate)(cx, z[r], b0 + r, t, u0, nu);
-    for (int r = 0; r < mr; r++) FN(fwd_finish_row)(cx, z[r], b0 + r, t, s, u0, nu, cur, nxt);
+    V c[MR_FWD], tc[MR_FWD];
+    for (int r = 0; r < mr; r++) tc[r] = c[r] = FN(fwd_cell)(cx, z[r], b0 + r, u0);
+    FN(vtanh_many)(tc, mr);
+    for (int r = 0; r < mr; r++)
+        FN(fwd_finish_row)(cx, z[r], c[r], tc[r], b0 + r, t, s, u0, nu, cur, nxt);
 }
 
 /* One row (batch 1: latency, streaming) and two blocks j, j + 1: eight
@@ -408,9 +470,12 @@ INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t
             const int64_t u0 = (j + n) * U, nu = H - u0 < U ? H - u0 : U;
             FN(fwd_activate)(cx, acc[n], b0, t, u0, nu);
         }
+    V c[2], tc[2];
+    for (int n = 0; n < 2; n++) tc[n] = c[n] = FN(fwd_cell)(cx, acc[n], b0, (j + n) * U);
+    FN(vtanh_n)(tc, 2);
     for (int n = 0; n < 2; n++) {
         const int64_t u0 = (j + n) * U, nu = H - u0 < U ? H - u0 : U;
-        FN(fwd_finish_row)(cx, acc[n], b0, t, s, u0, nu, cur, nxt);
+        FN(fwd_finish_row)(cx, acc[n], c[n], tc[n], b0, t, s, u0, nu, cur, nxt);
     }
 }
 
@@ -666,9 +731,10 @@ INLINE int64_t FN(bwd_split_row)(int64_t B, int k, int n) {
     return r < B ? r : B;
 }
 
-/* Gate gradients of one row and block at step s (time t, previous time tp). */
+/* Gate gradients of one row and block at step s (time t, previous time tp);
+ * tc = tanh of the row's c_t. */
 INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp, int64_t s,
-                              int64_t u0, int64_t nu) {
+                              int64_t u0, int64_t nu, V tc) {
     const lf_lstm_dims *d = cx->d;
     const int64_t T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
     const int active = d->lengths == NULL || t < d->lengths[b];
@@ -686,13 +752,18 @@ INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp
         return;
     }
     const REAL *gr = cx->gates + (b * T + t) * G + u0;
+    /* The next step's gates and dy of this row and block: the rows are
+     * T * 4H apart, more streams than the hardware prefetcher follows, and
+     * from B * T * 4H of a few MB up these loads missed to memory. */
+    if (tp >= 0) {
+        for (int q = 0; q < 4; q++) __builtin_prefetch(cx->gates + (b * T + tp) * G + q * H + u0, 1, 2);
+        if (cx->dy && d->return_sequences) __builtin_prefetch(cx->dy + (b * T + s - 1) * H + u0, 0, 2);
+    }
     V i = FN(vload_n)(gr, nu), f = FN(vload_n)(gr + H, nu), g = FN(vload_n)(gr + 2 * H, nu),
       o = FN(vload_n)(gr + 3 * H, nu);
-    V c = FN(vload_n)(cx->cell + (b * T + t) * H + u0, nu);
     V c_prev = tp >= 0   ? FN(vload_n)(cx->cell + (b * T + tp) * H + u0, nu)
                : cx->c0 ? FN(vload_n)(cx->c0 + b * H + u0, nu)
                         : (V){0};
-    V tc = FN(vtanh)(c);
     V d_o = dh * tc;
     V dc = FN(vload)(cx->dc + b * Hp + u0) + dh * o * ((REAL)1 - tc * tc);
     V dz_i = dc * g * i * ((REAL)1 - i);
@@ -778,7 +849,19 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
         const int64_t tp = s == 0 ? -1 : (d->go_backwards ? t + 1 : t - 1);
         for (int64_t j = lj0; j < lj1; j++) {
             const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
-            for (int64_t b = r0; b < r1; b++) FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu);
+            const REAL *cell = cx->cell + t * H + u0; /* row b's c_t at b * T * H */
+            int64_t b = r0;
+            for (; b + LF_LANES_MAX <= r1; b += LF_LANES_MAX) { /* their tanh interleaved */
+                V tc[LF_LANES_MAX];
+                for (int r = 0; r < LF_LANES_MAX; r++)
+                    tc[r] = FN(vload_n)(cell + (b + r) * T * H, nu);
+                FN(vtanh_n)(tc, LF_LANES_MAX);
+                for (int r = 0; r < LF_LANES_MAX; r++)
+                    FN(bwd_gates_row)(cx, b + r, t, tp, s, u0, nu, tc[r]);
+            }
+            for (; b < r1; b++)
+                FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu,
+                                  FN(vtanh)(FN(vload_n)(cell + b * T * H, nu)));
         }
         /* Split by blocks, the product below reads every unit's dz_t; split by
          * rows, only this thread's rows (each row is its own sequence). */
@@ -825,6 +908,9 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
 
 #include "gemm.inc.c"
 
+#undef LF_EACH
+#undef LF_OPAQUE
+#undef LF_LANES_MAX
 #undef V
 #undef VI
 #undef U
