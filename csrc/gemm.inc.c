@@ -195,35 +195,38 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
     }
 }
 
-/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:NR] for one register tile,
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:nr] for one register tile,
  * from a packed micro-panel of A (MR values a step) and of B (NR a step);
- * c[r] is row r of the tile in C.
- * Every element is one chain of FMAs over k in order from zero, whatever mr:
- * a row's result does not depend on which tile it falls in (nor then on the
- * batch it came in). */
+ * c[r] is row r of the tile in C. nv = ceil(nr / U) vectors of columns (the
+ * last panel of a product may be narrower: at N = 200 its 8 columns were a
+ * ninth of the work done in full width, and the thread with that panel
+ * finished last). mr and nv are constants at each call.
+ * Every element is one chain of FMAs over k in order from zero, whatever mr
+ * and nv: a row's result does not depend on which tile it falls in (nor then
+ * on the batch it came in). */
 INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const *c, int mr,
-                          int64_t nr, int add) {
+                          int nv, int64_t nr, int add) {
     /* C's tile is read and written after the sum: start fetching it now, or
      * every tile ends waiting on memory */
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(c[r], 1);
-        __builtin_prefetch(c[r] + GEMM_NR - 1, 1);
+        __builtin_prefetch(c[r] + nr - 1, 1);
     }
     V acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < mr; r++)
-        for (int q = 0; q < GEMM_NV; q++) acc[r][q] = (V){0};
+        for (int q = 0; q < nv; q++) acc[r][q] = (V){0};
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         V w[GEMM_NV];
-        for (int q = 0; q < GEMM_NV; q++) w[q] = FN(vload)(b + k * GEMM_NR + q * U);
+        for (int q = 0; q < nv; q++) w[q] = FN(vload)(b + k * GEMM_NR + q * U);
         for (int r = 0; r < mr; r++) {
             V x = FN(vbcast)(a[k * GEMM_MR + r]);
-            for (int q = 0; q < GEMM_NV; q++) acc[r][q] += x * w[q];
+            for (int q = 0; q < nv; q++) acc[r][q] += x * w[q];
         }
     }
-    if (nr == GEMM_NR) {
+    if (nr == nv * U) {
         for (int r = 0; r < mr; r++)
-            for (int q = 0; q < GEMM_NV; q++) {
+            for (int q = 0; q < nv; q++) {
                 REAL *p = c[r] + q * U;
                 FN(vstore)(p, add ? FN(vload)(p) + acc[r][q] : acc[r][q]);
             }
@@ -231,7 +234,7 @@ INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const 
     }
     REAL tile[GEMM_MR][GEMM_NR];
     for (int r = 0; r < mr; r++)
-        for (int q = 0; q < GEMM_NV; q++) FN(vstore)(&tile[r][q * U], acc[r][q]);
+        for (int q = 0; q < nv; q++) FN(vstore)(&tile[r][q * U], acc[r][q]);
     for (int r = 0; r < mr; r++)
         for (int64_t n = 0; n < nr; n++)
             c[r][n] = add ? c[r][n] + tile[r][n] : tile[r][n];
@@ -282,6 +285,23 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
     return g->C2;
 }
 
+/* The tiles of rows i0..i0+mc of a block (mr a constant at each call), for nv
+ * vectors of columns. */
+INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REAL *ablk,
+                           int64_t a_panel, const REAL *b, int64_t i0, int64_t mc, int64_t j0,
+                           int64_t nr, int add) {
+    int64_t ir = 0;
+#define LF_GEMM_TILE(mr)                                                          \
+    do {                                                                          \
+        REAL *c[GEMM_MR];                                                         \
+        for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, i0 + ir + r) + j0; \
+        FN(gemm_tile)(kc, ablk + ir / GEMM_MR * a_panel, b, c, mr, nv, nr, add);  \
+    } while (0)
+    for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
+    LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
+#undef LF_GEMM_TILE
+}
+
 /* This thread's part: rows m0..m1 and columns n0..n1 of C. */
 static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0, int64_t m1,
                           int64_t n0, int64_t n1) {
@@ -308,16 +328,14 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     const REAL *b = g->bp ? g->bp + ((jc + jr) / GEMM_NR * K + pc) * GEMM_NR
                                           : pb + jr * kc;
-                    int64_t ir = 0;
-#define LF_GEMM_TILE(mr)                                                     \
-    do {                                                                     \
-        REAL *c[GEMM_MR];                                                    \
-        for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, ic + ir + r) + jc + jr; \
-        FN(gemm_tile)(kc, ablk + ir / GEMM_MR * a_panel, b, c, mr, nr, add); \
-    } while (0)
-                    for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
-                    LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
-#undef LF_GEMM_TILE
+                    if (nr > (GEMM_NV - 1) * U)
+                        FN(gemm_tiles)(g, GEMM_NV, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
+#if GEMM_NV > 2
+                    else if (nr > U)
+                        FN(gemm_tiles)(g, 2, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
+#endif
+                    else
+                        FN(gemm_tiles)(g, 1, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
                 }
             }
         }

@@ -1,10 +1,10 @@
 """The engine's own GEMM (ops.matmul), which runs the layers' time-batched
 products, against float64 NumPy on every ISA path the CPU supports.
 
-The sizes cross every blocking boundary of the C code: register tiles (6 rows,
-2 vectors of columns), the packed depth (256), A's row block (72/144) and B's
-column block (1024/2048), with remainders on each, and the unpacked path for
-products of at most 6 rows.
+The sizes cross every blocking boundary of the C code: register tiles (4 rows,
+3 vectors of columns, fewer in a narrow last panel), the packed depth (256),
+A's row block (72/144) and B's column block (1024/2048), with remainders on
+each, and the unpacked path for products of at most 6 rows.
 """
 
 import numpy as np
@@ -173,3 +173,17 @@ def test_a_row_does_not_depend_on_the_other_rows(isa, dtype, trans_a):
     for rows in ([0], [22], [5, 6], [0, 1, 2, 3, 4, 5], list(range(3, 10)), list(range(M))):
         sub = np.ascontiguousarray(a[:, rows] if trans_a else a[rows])
         np.testing.assert_array_equal(ops.matmul(sub, b, trans_a=trans_a), full[rows])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_a_column_does_not_depend_on_the_other_columns(isa, dtype, trans_b):
+    """Columns computed in a narrow last panel (1 or 2 vectors of the register
+    tile) or in full-width ones are bit-identical."""
+    rng = np.random.default_rng(7)
+    M, N, K = 40, 75, 300
+    a, b, _, _ = _operands(rng, M, N, K, False, trans_b, dtype)
+    full = ops.matmul(a, b, trans_b=trans_b)
+    for cols in ([0], [74], [3, 4, 5], list(range(9)), list(range(17)), list(range(30, 75))):
+        sub = np.ascontiguousarray(b[cols] if trans_b else b[:, cols])
+        np.testing.assert_array_equal(ops.matmul(a, sub, trans_b=trans_b), full[:, cols])
