@@ -150,23 +150,26 @@ INLINE V FN(vclamp)(V x, REAL lo, REAL hi) {
  * f c + i g rounded differently in a tile of one row and in one of six, so
  * results changed with the thread count): the product made opaque first
  * stays a plain multiply. */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define LF_OPAQUE(v) __asm__("" : "+v"(v))
+#if defined(__GNUC__) && defined(__SSE__)
+#define LF_OPAQUE(v) __asm__("" : "+v"(v)) /* in a vector register */
 #elif defined(__GNUC__) && defined(__aarch64__)
 #define LF_OPAQUE(v) __asm__("" : "+w"(v))
+#elif defined(__GNUC__)
+#define LF_OPAQUE(v) __asm__("" : "+m"(v)) /* any target: through memory */
 #else
-#define LF_OPAQUE(v) ((void)0)
+#error "LF_OPAQUE needs GCC-style inline assembly (GCC or clang)"
 #endif
 
 /* exp of n vectors (n a constant at each call, up to LF_LANES_MAX): x = k ln2
  * + r, |r| <= ln2/2; e^r by its Taylor series (degree 7 for float, 13 for
  * double: below half an ulp on that range); 2^k built in the exponent bits. x
  * is clamped so that 2^k stays a normal number.
- * Statement by statement across the n vectors: each exp is a chain of ~17
- * dependent operations, and one chain after another (as GCC emits them) the
- * out-of-order window held only two or three, so the gate activations waited
- * on the operations' latency (at H = 50 the epilogue was 60% of the
- * forward). Interleaved in the instruction stream, n chains run side by side.
+ * Statement by statement across the n vectors: an exp is a chain of ~17
+ * dependent operations (a sigmoid or tanh ~21), and one chain after another
+ * (as GCC emits them) the out-of-order window held only two or three, so the
+ * gate activations waited on the operations' latency (at H = 50 the epilogue
+ * was ~45% of the forward: 2.2 ms without it against 3.8 ms, B32 T200, one
+ * thread). Interleaved in the instruction stream, n chains run side by side.
  * Each lane's operations are the same whatever n. */
 #define LF_LANES_MAX 4
 #define LF_EACH(i, n) _Pragma("GCC unroll 4") for (int i = 0; i < (n); i++)
@@ -277,10 +280,11 @@ typedef struct {
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
     REAL *cbuf;    /* (B, Hp): c, updated in place by whoever runs its chunk  */
     lf_phases ph;  /* the chunks of each step (small layers: of rows), shared out */
-    /* Training outputs (B, T, H) beyond the caches: their rows are T * H
-     * apart, more streams than the hardware prefetcher follows, so the tiles
-     * prefetch the next step's lines (B64 T50 H256: forward 0.92-0.97; at
-     * the seed model's 128 KB the prefetches only cost, 1.01-1.025). */
+    /* Outputs (B, T, H) beyond the caches (cell, h_prev in training; y
+     * with return_sequences): their rows are T * H apart, more streams than
+     * the hardware prefetcher follows, so the tiles prefetch the next step's
+     * lines (B64 T50 H256 training forward: 0.95-0.96; at the seed model's
+     * 128 KB the prefetches only cost, 1.01-1.025). */
     int prefetch_out;
 } FN(fwd_ctx);
 
@@ -288,14 +292,15 @@ INLINE int FN(fwd_active)(const FN(fwd_ctx) * cx, int64_t b, int64_t t) {
     return cx->d->lengths == NULL || t < cx->d->lengths[b];
 }
 
-/* The epilogue of a tile is in two passes over its rows: first every row's
- * gate activations, then every row's c and h. Each transcendental is a
- * chain of ~25 dependent operations; row by row, a row's tanh(c) waited for
- * its gates and the next row's gates for the registers (at H = 50 the
- * epilogue was ~40% of the step). Per row the operations are the same.
+/* The epilogue of a tile goes over its rows in stages: first every row's
+ * gate activations (the four of a block interleaved, vgates), then every
+ * row's c (fwd_cell) and tanh(c) (up to LF_LANES_MAX rows interleaved), then
+ * each row's h and stores (fwd_finish_row). Row by row, a row's tanh(c)
+ * waited for its gates and the next row's gates for the registers. Per row
+ * the operations are the same whatever the tile.
  *
- * Pass 1, an active row: z = acc (+ xproj) + bias, turned into the gates'
- * activations in place. */
+ * Activations, an active row: z = acc (+ xproj) + bias, turned into the
+ * gates' activations in place. */
 INLINE void FN(fwd_activate)(const FN(fwd_ctx) * cx, V z[4], int64_t b, int64_t t, int64_t u0,
                              int64_t nu) {
     const int64_t T = cx->d->T, H = cx->d->H, G = 4 * H;
@@ -306,7 +311,7 @@ INLINE void FN(fwd_activate)(const FN(fwd_ctx) * cx, V z[4], int64_t b, int64_t 
     FN(vgates)(z);
 }
 
-/* Pass 2: the new c of a row and block from its activations act (unused
+/* Then the new c of a row and block from its activations act (unused
  * for a masked row). */
 INLINE V FN(fwd_cell)(const FN(fwd_ctx) * cx, const V act[4], int64_t b, int64_t u0) {
     V ig = act[0] * act[2];
@@ -315,6 +320,7 @@ INLINE V FN(fwd_cell)(const FN(fwd_ctx) * cx, const V act[4], int64_t b, int64_t
 }
 
 /* tanh of n <= 2 * LF_LANES_MAX vectors in place, LF_LANES_MAX at a time */
+_Static_assert(MR_FWD <= 2 * LF_LANES_MAX, "vtanh_many takes a tile's rows in two groups");
 INLINE void FN(vtanh_many)(V *x, int n) {
     if (n > LF_LANES_MAX) {
         FN(vtanh_n)(x, LF_LANES_MAX);
@@ -351,7 +357,7 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int6
         FN(vstore)(cp, c);
         V h = act[3] * tc;
         FN(vstore)(nxt + b * Hp + u0, h);
-        if (cx->gates) /* may overwrite xproj: pass 1 read it for every row */
+        if (cx->gates) /* may overwrite xproj: the activations read it for every row */
             for (int g = 0; g < 4; g++)
                 FN(vstore_n)(cx->gates + (b * T + t) * G + g * H + u0, act[g], nu);
         if (cx->cell) FN(vstore_n)(cx->cell + (b * T + t) * H + u0, c, nu);
