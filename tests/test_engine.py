@@ -29,6 +29,8 @@ SHAPES = [  # (B, T, I, H)
     (7, 3, 33, 64),
     # B*T and I past the GEMM's packed depth (256) and row block (144)
     (13, 23, 300, 70),
+    # (B, T, H) outputs past 512 KB in float32: the forward prefetches their rows
+    (128, 40, 3, 26),
 ]
 
 OPTIONS = {
@@ -102,9 +104,11 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
-@pytest.mark.parametrize("B", [9, 40])  # 40: forward and backward split rows among the threads
-def test_thread_count_does_not_change_results(isa, dtype, I, B):
-    p, kw = make_problem(B, 13, I, 70, dtype, lengths=True)
+# B = 40: forward and backward split rows among the threads; T = 60: the
+# forward's (B, T, H) outputs past 512 KB, whose rows it prefetches
+@pytest.mark.parametrize("B, T", [(9, 13), (40, 13), (40, 60)])
+def test_thread_count_does_not_change_results(isa, dtype, I, B, T):
+    p, kw = make_problem(B, T, I, 70, dtype, lengths=True)
     outs = []
     for n_threads in (1, 2, 3):
         y, h, c, cache = ops.lstm_forward(**p, **kw, training=True, n_threads=n_threads)
