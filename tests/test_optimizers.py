@@ -426,7 +426,8 @@ def _adam_numpy(p, g, m, v, v_hat, c1, c2, eps, alpha):
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_engine_adam_update_is_the_numpy_form_bit_for_bit(amsgrad, dtype):
+def test_engine_adam_update_is_the_numpy_form_bit_for_bit(isa, amsgrad, dtype):
+    """On every ISA path (the update has a baseline and an AVX2 build)."""
     from lstm_fast._engine import _adam_update
 
     rng = np.random.default_rng(7)
