@@ -774,8 +774,10 @@ INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp
      * T * 4H apart, more streams than the hardware prefetcher follows, and
      * from B * T * 4H of a few MB up these loads missed to memory. */
     if (tp >= 0) {
-        for (int q = 0; q < 4; q++) __builtin_prefetch(cx->gates + (b * T + tp) * G + q * H + u0, 1, 2);
-        if (cx->dy && d->return_sequences) __builtin_prefetch(cx->dy + (b * T + s - 1) * H + u0, 0, 2);
+        for (int q = 0; q < 4; q++)
+            __builtin_prefetch(cx->gates + (b * T + tp) * G + q * H + u0, 1, 2);
+        if (cx->dy && d->return_sequences)
+            __builtin_prefetch(cx->dy + (b * T + s - 1) * H + u0, 0, 2);
     }
     V i = FN(vload_n)(gr, nu), f = FN(vload_n)(gr + H, nu), g = FN(vload_n)(gr + 2 * H, nu),
       o = FN(vload_n)(gr + 3 * H, nu);
