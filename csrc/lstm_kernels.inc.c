@@ -369,22 +369,21 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int6
         FN(vstore_n)(cx->y + b * H + u0, out, nu);
 }
 
-/* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + q*w_gate + lane], for
- * r < mr rows and q < GP gates. w points at the first unit of a block in gate
- * g0, either inside the weights in Keras layout (w_row = G, w_gate = H: strips
- * of U units) or in a packed tail (w_row = 4U, w_gate = U). */
+/* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + (q/GP)*w_pass + (q%GP)*U + lane],
+ * for r < mr rows and q < NQ gates, from a block of the packed layout
+ * (pack_rows: w_row = GP U, w_pass = rows GP U); w points at gate g0's pass. */
 #define LF_FWD_GEMM(NQ)                                                                   \
     _Pragma("GCC unroll 4")                                                               \
     for (int64_t k = 0; k < kdim; k++, w += w_row) {                                      \
         V p[NQ];                                                                          \
-        for (int q = 0; q < NQ; q++) p[q] = FN(vload)(w + q * w_gate);                    \
+        for (int q = 0; q < NQ; q++) p[q] = FN(vload)(w + q / GP * w_pass + q % GP * U);  \
         for (int r = 0; r < mr; r++) {                                                    \
             V x = FN(vbcast)(a[r * a_stride + k]);                                        \
             for (int q = 0; q < NQ; q++) acc[r][q] += x * p[q];                           \
         }                                                                                 \
     }
 INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
-                         const REAL *w, int64_t w_row, int64_t w_gate) {
+                         const REAL *w, int64_t w_row, int64_t w_pass) {
     LF_FWD_GEMM(GP)
 }
 /* The same for all four gates at once: tiles of one or two rows (batch 1 or
@@ -392,7 +391,7 @@ INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, i
  * hide the FMA latency. Each element is still one chain over k in order, as
  * in every other tile, so a row's result does not depend on its tile. */
 INLINE void FN(fwd_gemm4)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
-                          const REAL *w, int64_t w_row, int64_t w_gate) {
+                          const REAL *w, int64_t w_row, int64_t w_pass) {
     LF_FWD_GEMM(4)
 }
 #undef LF_FWD_GEMM
@@ -418,7 +417,7 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
                          const REAL *cur, REAL *nxt) {
     const lf_lstm_dims *d = cx->d;
     const int64_t T = d->T, I = d->I, H = d->H, Hp = cx->Hp;
-    const int64_t w_row = 4 * U, w_gate = U;
+    const int64_t w_row = GP * U;
     const REAL *wr = cx->rk_packed + j * H * 4 * U;
     const REAL *wk = cx->x ? cx->k_packed + j * I * 4 * U : NULL;
     FN(fwd_prefetch_xproj)(cx, mr, b0, j, t);
@@ -428,8 +427,8 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
         if (cx->x)
-            FN(fwd_gemm4)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, w_gate);
-        FN(fwd_gemm4)(acc, mr, cur + b0 * Hp, Hp, H, wr, w_row, w_gate);
+            FN(fwd_gemm4)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, I * GP * U);
+        FN(fwd_gemm4)(acc, mr, cur + b0 * Hp, Hp, H, wr, w_row, H * GP * U);
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < 4; g++) z[r][g] = acc[r][g];
     } else {
@@ -438,9 +437,9 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
             for (int r = 0; r < mr; r++)
                 for (int q = 0; q < GP; q++) acc[r][q] = (V){0};
             if (cx->x)
-                FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * w_gate,
-                             w_row, w_gate);
-            FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * w_gate, w_row, w_gate);
+                FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * I * U,
+                             w_row, 0);
+            FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * H * U, w_row, 0);
             for (int r = 0; r < mr; r++)
                 for (int q = 0; q < GP; q++) z[r][g0 + q] = acc[r][q];
         }
@@ -458,13 +457,16 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
 /* One row (batch 1: latency, streaming) and two blocks j, j + 1: eight
  * chains of FMAs instead of the four of fwd_gemm4, which the FMA latency
  * would bind (4 cycles a step of k for 128 bytes of weights, where L2 gives
- * them in 2-4). Each element is summed in the same order as in any tile. */
+ * them in 2-4). Each element is summed in the same order as in any tile.
+ * With GP < 4 a block's gates are in 4 / GP passes (pack_rows): at[g]. */
 INLINE void FN(fwd_gemm4x2)(V acc[2][4], const REAL *a, int64_t kdim, const REAL *w0,
                             const REAL *w1) {
-    for (int64_t k = 0; k < kdim; k++, w0 += 4 * U, w1 += 4 * U) {
+    int64_t at[4]; /* gate g's offset in a block's row (pack_rows) */
+    for (int g = 0; g < 4; g++) at[g] = g / GP * kdim * GP * U + g % GP * U;
+    for (int64_t k = 0; k < kdim; k++, w0 += GP * U, w1 += GP * U) {
         V x = FN(vbcast)(a[k]);
-        for (int g = 0; g < 4; g++) acc[0][g] += x * FN(vload)(w0 + g * U);
-        for (int g = 0; g < 4; g++) acc[1][g] += x * FN(vload)(w1 + g * U);
+        for (int g = 0; g < 4; g++) acc[0][g] += x * FN(vload)(w0 + at[g]);
+        for (int g = 0; g < 4; g++) acc[1][g] += x * FN(vload)(w1 + at[g]);
     }
 }
 
@@ -496,11 +498,17 @@ INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t
     }
 }
 
-/* w (rows, 4H) in Keras layout -> packed (nblk, rows, 4, U): block j, row k,
- * gate g, lane u = w[k, g*H + j*U + u], zero past unit H. A tile then reads
- * its weights as one sequential stream. Blocks j0..j1 only; rows are taken
- * in chunks so that the reads stay within a few pages at a time (reading a
- * strip of every row of a large matrix in turn misses the TLB on each load). */
+/* w (rows, 4H) in Keras layout -> packed (nblk, 4 / GP, rows, GP, U): block j,
+ * pass p, row k, gate g = p GP + q, lane u = w[k, g*H + j*U + u], zero past
+ * unit H. A pass of a tile (GP gates of a block) then reads its weights as one
+ * sequential stream. With rows of all four gates (nblk, rows, 4, U), a pass
+ * read every other cache line: the forward at B64 T20 H512 took 0.90 of the
+ * time with this layout (one thread), the training forward at large and
+ * deepbench sizes 0.92-0.93; batch one reads a stream per pass and block
+ * (four per pair), 1.00-1.04 on one thread, 0.95-1.0 on two.
+ * Blocks j0..j1 only; rows are taken in chunks so that the reads stay within
+ * a few pages at a time (reading a strip of every row of a large matrix in
+ * turn misses the TLB on each load). */
 static void FN(pack_rows)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int64_t j0,
                           int64_t j1) {
     enum { ROWS_PER_CHUNK = 16 };
@@ -508,10 +516,10 @@ static void FN(pack_rows)(REAL *packed, const REAL *w, int64_t rows, int64_t H, 
         const int64_t k1 = k0 + ROWS_PER_CHUNK < rows ? k0 + ROWS_PER_CHUNK : rows;
         for (int64_t j = j0; j < j1; j++) {
             const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
-            REAL *dst = packed + (j * rows + k0) * 4 * U;
             for (int64_t k = k0; k < k1; k++)
-                for (int g = 0; g < 4; g++, dst += U)
-                    FN(vstore)(dst, FN(vload_n)(w + k * 4 * H + g * H + u0, nu));
+                for (int g = 0; g < 4; g++)
+                    FN(vstore)(packed + ((j * 4 + g / GP * GP) * rows + k * GP + g % GP) * U,
+                               FN(vload_n)(w + k * 4 * H + g * H + u0, nu));
         }
     }
 }
