@@ -55,6 +55,11 @@ _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
     case 1: TILE(1); break;                     \
     default: break;                             \
     }
+/* Panels of a prepacked B ahead of the one in use that the tiles prefetch
+ * (gemm_tiles; x @ kernel at B1 T25 H1024: 57 GFLOP/s at 1, 73 at 2, 63 at 4) */
+#ifndef LF_GEMM_PF_AHEAD
+#define LF_GEMM_PF_AHEAD 2
+#endif
 #define LF_PACK_ROWS 16 /* rows of a matrix read together when packing across it */
 #ifndef LF_GEMM_PARTS_PER_THREAD
 #define LF_GEMM_PARTS_PER_THREAD 4 /* parts of a product shared out per thread */
@@ -205,7 +210,7 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
  * and nv: a row's result does not depend on which tile it falls in (nor then
  * on the batch it came in). */
 INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const *c, int mr,
-                          int nv, int64_t nr, int add) {
+                          int nv, int64_t nr, int add, const char *pf, int64_t npf) {
     /* C's tile is read and written after the sum: start fetching it now, or
      * every tile ends waiting on memory */
     for (int r = 0; r < mr; r++) {
@@ -215,15 +220,32 @@ INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const 
     V acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < nv; q++) acc[r][q] = (V){0};
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++) {
-        V w[GEMM_NV];
-        for (int q = 0; q < nv; q++) w[q] = FN(vload)(b + k * GEMM_NR + q * U);
-        for (int r = 0; r < mr; r++) {
-            V x = FN(vbcast)(a[k * GEMM_MR + r]);
-            for (int q = 0; q < nv; q++) acc[r][q] += x * w[q];
+#define LF_GEMM_STEP(k)                                                          \
+    do {                                                                         \
+        V w[GEMM_NV];                                                            \
+        for (int q = 0; q < nv; q++) w[q] = FN(vload)(b + (k) * GEMM_NR + q * U); \
+        for (int r = 0; r < mr; r++) {                                          \
+            V x = FN(vbcast)(a[(k) * GEMM_MR + r]);                              \
+            for (int q = 0; q < nv; q++) acc[r][q] += x * w[q];                  \
+        }                                                                        \
+    } while (0)
+    if (npf > 0) { /* npf lines from pf, one every 4 steps of k (gemm_tiles) */
+        int64_t k = 0;
+        for (; npf > 0 && k + 4 <= kc; k += 4, npf--, pf += 64) {
+            __builtin_prefetch(pf, 0, 2);
+            LF_GEMM_STEP(k);
+            LF_GEMM_STEP(k + 1);
+            LF_GEMM_STEP(k + 2);
+            LF_GEMM_STEP(k + 3);
         }
+#pragma GCC unroll 4
+        for (; k < kc; k++) LF_GEMM_STEP(k);
+    } else { /* (a loop of its own: from a variable k, the seed's products at
+              * K = 10 took 1.06 of the time) */
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < kc; k++) LF_GEMM_STEP(k);
     }
+#undef LF_GEMM_STEP
     if (nr == nv * U) {
         for (int r = 0; r < mr; r++)
             for (int q = 0; q < nv; q++) {
@@ -286,16 +308,28 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
 }
 
 /* The tiles of rows i0..i0+mc of a block (mr a constant at each call), for nv
- * vectors of columns. */
+ * vectors of columns. They share out the prefetch of the pf_len values at pf
+ * (a later panel of a prepacked B, or NULL). The panels of a prepacked B are
+ * K * NR apart, a jump the hardware prefetcher does not follow, so the first
+ * tile over each panel ran at the pace of memory, not of the FMAs: at B1 T25
+ * (25 rows, 7 tiles a panel) x @ kernel took 0.73-0.80 ms at H = 512
+ * (4 MB of kernel) and 3.3-3.8 ms at H = 1024 (16 MB), 0.44-0.53 and 2.9
+ * with the prefetch (2 threads). */
 INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REAL *ablk,
                            int64_t a_panel, const REAL *b, int64_t i0, int64_t mc, int64_t j0,
-                           int64_t nr, int add) {
+                           int64_t nr, int add, const REAL *pf, int64_t pf_len) {
     int64_t ir = 0;
-#define LF_GEMM_TILE(mr)                                                          \
-    do {                                                                          \
-        REAL *c[GEMM_MR];                                                         \
-        for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, i0 + ir + r) + j0; \
-        FN(gemm_tile)(kc, ablk + ir / GEMM_MR * a_panel, b, c, mr, nv, nr, add);  \
+    const int64_t lines = pf ? (pf_len * (int64_t)sizeof(REAL) + 63) / 64 : 0;
+    const int64_t n_tiles = (mc + GEMM_MR - 1) / GEMM_MR;
+#define LF_GEMM_TILE(mr)                                                                \
+    do {                                                                                \
+        REAL *c[GEMM_MR];                                                               \
+        const int64_t ti = ir / GEMM_MR;                                                \
+        const int64_t l0 = lines ? lines * ti / n_tiles : 0;                            \
+        const int64_t l1 = lines ? lines * (ti + 1) / n_tiles : 0;                      \
+        for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, i0 + ir + r) + j0;       \
+        FN(gemm_tile)(kc, ablk + ti * a_panel, b, c, mr, nv, nr, add,                   \
+                      lines ? (const char *)pf + l0 * 64 : NULL, l1 - l0);              \
     } while (0)
     for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
     LF_GEMM_REMAINDER(mc - ir, LF_GEMM_TILE)
@@ -328,14 +362,30 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     const REAL *b = g->bp ? g->bp + ((jc + jr) / GEMM_NR * K + pc) * GEMM_NR
                                           : pb + jr * kc;
+                    /* the next panel of a prepacked B, at depth pc or the next (a
+                     * panel of pb, packed just now, is in the caches) */
+                    const REAL *pf = NULL;
+                    int64_t pf_len = 0;
+                    if (g->bp) {
+                        const int64_t np = (nc + GEMM_NR - 1) / GEMM_NR;
+                        int64_t pn = jr / GEMM_NR + LF_GEMM_PF_AHEAD, pcn = pc;
+                        if (pn >= np) pn -= np, pcn += KC;
+                        if (pcn < K && pn < np) {
+                            pf = g->bp + ((jc / GEMM_NR + pn) * K + pcn) * GEMM_NR;
+                            pf_len = (K - pcn < KC ? K - pcn : KC) * GEMM_NR;
+                        }
+                    }
+#define LF_GEMM_TILES(nv) \
+    FN(gemm_tiles)(g, nv, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add, pf, pf_len)
                     if (nr > (GEMM_NV - 1) * U)
-                        FN(gemm_tiles)(g, GEMM_NV, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
+                        LF_GEMM_TILES(GEMM_NV);
 #if GEMM_NV > 2
                     else if (nr > U)
-                        FN(gemm_tiles)(g, 2, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
+                        LF_GEMM_TILES(2);
 #endif
                     else
-                        FN(gemm_tiles)(g, 1, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add);
+                        LF_GEMM_TILES(1);
+#undef LF_GEMM_TILES
                 }
             }
         }
