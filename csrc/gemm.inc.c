@@ -229,10 +229,11 @@ INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const 
             for (int q = 0; q < nv; q++) acc[r][q] += x * w[q];                  \
         }                                                                        \
     } while (0)
-    if (npf > 0) { /* npf lines from pf, one every 4 steps of k (gemm_tiles) */
-        int64_t k = 0;
-        for (; npf > 0 && k + 4 <= kc; k += 4, npf--, pf += 64) {
-            __builtin_prefetch(pf, 0, 2);
+    if (npf > 0) { /* npf lines from pf, spread over the steps of k (gemm_tiles) */
+        const int64_t per = kc >= 4 ? (npf + kc / 4 - 1) / (kc / 4) : 0; /* a 4 steps */
+        int64_t k = 0, i = 0;
+        for (; i < npf && k + 4 <= kc; k += 4) {
+            for (int64_t e = 0; e < per && i < npf; e++, i++) __builtin_prefetch(pf + i * 64, 0, 2);
             LF_GEMM_STEP(k);
             LF_GEMM_STEP(k + 1);
             LF_GEMM_STEP(k + 2);
@@ -362,14 +363,19 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                     const int64_t nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
                     const REAL *b = g->bp ? g->bp + ((jc + jr) / GEMM_NR * K + pc) * GEMM_NR
                                           : pb + jr * kc;
-                    /* the next panel of a prepacked B, at depth pc or the next (a
-                     * panel of pb, packed just now, is in the caches) */
+                    /* the panel of a prepacked B used LF_GEMM_PF_AHEAD panels
+                     * later: at depth pc (for this block of rows or, past the
+                     * last panels, the next), else the next depth (a panel of
+                     * pb, packed just now, is in the caches) */
                     const REAL *pf = NULL;
                     int64_t pf_len = 0;
                     if (g->bp) {
                         const int64_t np = (nc + GEMM_NR - 1) / GEMM_NR;
                         int64_t pn = jr / GEMM_NR + LF_GEMM_PF_AHEAD, pcn = pc;
-                        if (pn >= np) pn -= np, pcn += KC;
+                        if (pn >= np) {
+                            pn -= np;
+                            if (ic + MC >= m1) pcn += KC; /* else the next rows' block */
+                        }
                         if (pcn < K && pn < np) {
                             pf = g->bp + ((jc / GEMM_NR + pn) * K + pcn) * GEMM_NR;
                             pf_len = (K - pcn < KC ? K - pcn : KC) * GEMM_NR;

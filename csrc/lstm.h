@@ -66,8 +66,9 @@ int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, doub
                         int n_threads);
 
 /* The packed layout of a (rows, 4H) weight matrix for the forward loop, for
- * the current ISA: (ceil(H/U), rows, 4, U), the four gates of U units side
- * by side, zero-padded past unit H. Packing once lets repeated calls on the
+ * the current ISA: (ceil(H/U), 4/GP, rows, GP, U), the gates of U units in
+ * passes of GP (the gates a register tile sums at a time: 2 for AVX2 and the
+ * generic build, 4 for AVX-512), zero-padded past unit H. Packing once lets repeated calls on the
  * same weights (inference, streaming) skip it. packed_len returns elements. */
 int64_t lf_lstm_packed_len_f32(int64_t rows, int64_t H);
 int64_t lf_lstm_packed_len_f64(int64_t rows, int64_t H);

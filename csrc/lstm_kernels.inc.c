@@ -371,7 +371,8 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int6
 
 /* acc[r][q] += sum_k a[r*a_stride + k] * w[k*w_row + (q/GP)*w_pass + (q%GP)*U + lane],
  * for r < mr rows and q < NQ gates, from a block of the packed layout
- * (pack_rows: w_row = GP U, w_pass = rows GP U); w points at gate g0's pass. */
+ * (pack_rows: w_row = GP U, w_pass = rows GP U); w points at gate g0's pass.
+ * With NQ = GP (fwd_gemm) q / GP is 0: w_pass is unused. */
 #define LF_FWD_GEMM(NQ)                                                                   \
     _Pragma("GCC unroll 4")                                                               \
     for (int64_t k = 0; k < kdim; k++, w += w_row) {                                      \

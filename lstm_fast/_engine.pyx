@@ -278,6 +278,12 @@ lf_get_isa()  # choose the path now, under the import lock
 # Input widths up to this are projected inside the time loop (see lstm_forward).
 FUSE_MAX_INPUT = 32
 
+# The version of the packed layouts (csrc: pack_rows, lf_gemm_pack): a
+# PackedWeights made by a build with other layouts (pickled, say) has the same
+# array sizes and would give wrong results, so it is refused. 2: the forward's
+# weights pass by pass.
+_PACKED_LAYOUT = 2
+
 
 # ---- validation ------------------------------------------------------------------
 
@@ -503,6 +509,7 @@ class PackedWeights:
         self.input_dim = I
         self.units = H
         self.isa = get_isa()
+        self.layout = _PACKED_LAYOUT
         cdef bint f32 = dtype == np.float32
         n_k = lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)
         n_r = lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)
@@ -558,6 +565,10 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
         raise ValueError(
             f"Expected packed weights made on the current ISA path {get_isa()!r} "
             f"(pack them again). Received: {packed!r}")
+    if getattr(packed, "layout", None) != _PACKED_LAYOUT:
+        raise ValueError(
+            f"Expected packed weights in this build's layout (version {_PACKED_LAYOUT}; pack "
+            f"them again). Received: layout={getattr(packed, 'layout', None)!r}")
     # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
     cdef bint f32 = dtype == np.float32
     expected = [

@@ -307,6 +307,22 @@ def test_prepacked_gemm_kernel_is_checked():
     assert ops.pack_weights(p["kernel"][:30], p["recurrent_kernel"]).kernel_gemm is None
 
 
+def test_packed_weights_of_another_layout_are_refused():
+    # A pickled PackedWeights keeps working in the same build; one made by a
+    # build with other packed layouts (same array sizes) is refused.
+    import pickle
+    p, _ = make_problem(2, 3, 40, 5, np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    again = pickle.loads(pickle.dumps(packed))
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
+                                  ops.lstm_forward(**p, packed=packed)[0])
+    again.layout = 1
+    with pytest.raises(ValueError, match="layout"):
+        ops.lstm_forward(**p, packed=again)
+    with pytest.raises(ValueError, match="layout"):
+        ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], packed=again)
+
+
 def test_prepacked_weights_are_checked():
     p, _ = make_problem(2, 3, 4, 5, np.float32)
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
