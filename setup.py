@@ -6,6 +6,10 @@ at run time, so the build is generic x86-64: never -march=native.
 
 LSTM_FAST_SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer
 (for CI; run Python with LD_PRELOAD of libasan).
+
+LSTM_FAST_GENERIC_AS=avx512 builds the generic kernels with the AVX-512
+kernels' vector width and gates per pass (a test build, for CI: on a machine
+without AVX-512 it runs their packed layout and tiles in portable code).
 """
 
 import os
@@ -34,12 +38,21 @@ if os.environ.get("LSTM_FAST_SANITIZE"):
     compile_args = [a for a in compile_args if a != "-O3"] + ["-O1"] + san
     link_args += san
 
+define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", None)]
+generic_as = os.environ.get("LSTM_FAST_GENERIC_AS", "")
+if generic_as == "avx512":
+    define_macros += [("LF_GENERIC_VBYTES", "64"), ("LF_GENERIC_GP", "4")]
+    # -O2: at -O3 the generic file alone took 118 s to compile (40 s at -O2)
+    compile_args = [a for a in compile_args if a != "-O3"] + ["-O2"]
+elif generic_as:
+    sys.exit(f"LSTM_FAST_GENERIC_AS: expected 'avx512' or unset, received {generic_as!r}")
+
 extensions = [
     Extension(
         "lstm_fast._engine",
         sources=["lstm_fast/_engine.pyx"] + C_SOURCES,
         include_dirs=["csrc", np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", None)],
+        define_macros=define_macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         depends=["csrc/lstm.h", "csrc/lstm_cython.h", "csrc/lstm_internal.h", "csrc/threadpool.h",

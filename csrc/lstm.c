@@ -88,7 +88,7 @@ const char *lf_isa_name(int isa) {
 }
 
 int lf_block_units(int elem_size) {
-    static const int bytes[LF_ISA_COUNT] = {16, 32, 64};
+    static const int bytes[LF_ISA_COUNT] = {LF_GENERIC_VBYTES, 32, 64};
     return bytes[lf_get_isa()] / (elem_size > 0 ? elem_size : 1);
 }
 

@@ -7,6 +7,18 @@
 
 #include "lstm.h"
 
+/* The generic kernels' vector width in bytes and gates per forward pass.
+ * A test build sets them to the AVX-512 kernels' (64 and 4; setup.py,
+ * LSTM_FAST_GENERIC_AS=avx512) so that the packed layout, block sizes and
+ * tiles of those kernels run, in portable vector code, on a machine without
+ * AVX-512, where the AVX-512 kernels themselves cannot. */
+#ifndef LF_GENERIC_VBYTES
+#define LF_GENERIC_VBYTES 16
+#endif
+#ifndef LF_GENERIC_GP
+#define LF_GENERIC_GP 2
+#endif
+
 /* 64-byte aligned scratch memory; NULL on failure. */
 void *lf_alloc(size_t bytes);
 void lf_free(void *p);

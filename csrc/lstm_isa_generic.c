@@ -1,12 +1,19 @@
 /* The kernels for any CPU: 16-byte vectors (SSE2 on x86-64, NEON on arm64),
- * no FMA; 16 registers, so forward tiles of 6 rows x 2 gates as with AVX2. */
+ * no FMA; 16 registers, so forward tiles of 6 rows x 2 gates as with AVX2.
+ * LF_GENERIC_VBYTES / LF_GENERIC_GP (lstm_internal.h) change the width and
+ * gates per pass for a test build of the AVX-512 kernels' layout. */
+#include "lstm_internal.h"
+
+#if LF_GENERIC_VBYTES != 16
+#define LF_OPAQUE_IN_MEMORY 1 /* no register of the baseline ISA holds such a vector */
+#endif
 #define MR_FWD 6
-#define GP 2
+#define GP LF_GENERIC_GP
 #define MR_BWD 6
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float
-#define VBYTES 16
+#define VBYTES LF_GENERIC_VBYTES
 #define SFX generic_f32
 #include "lstm_kernels.inc.c"
 #undef REAL

@@ -150,7 +150,9 @@ INLINE V FN(vclamp)(V x, REAL lo, REAL hi) {
  * f c + i g rounded differently in a tile of one row and in one of six, so
  * results changed with the thread count): the product made opaque first
  * stays a plain multiply. */
-#if defined(__GNUC__) && defined(__SSE__)
+#if defined(__GNUC__) && defined(LF_OPAQUE_IN_MEMORY) /* vectors wider than a register */
+#define LF_OPAQUE(v) __asm__("" : "+m"(v))
+#elif defined(__GNUC__) && defined(__SSE__)
 #define LF_OPAQUE(v) __asm__("" : "+v"(v)) /* in a vector register */
 #elif defined(__GNUC__) && defined(__aarch64__)
 #define LF_OPAQUE(v) __asm__("" : "+w"(v))
