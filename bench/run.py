@@ -310,19 +310,46 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             wanted = min(min_samples, max(50, math.ceil(6 * settings["budget_s"] / estimate[lab])))
             per_round[lab] = int(min(max(n, math.ceil(wanted / rounds), 1), 100_000))
     samples = {lab: [] for lab, _ in live}
+    # Latency and streaming rows: p50 and p99 are of calls in a steady stream.
+    # A turn's first call comes after the other contenders ran: its weights
+    # evicted from the caches, its thread pool asleep (B1 T150 H256 after 64 MB
+    # were read: 3.4 ms against 2.65 for the calls after it). With ~40 calls a
+    # turn those first calls alone made the p99 of every contender; each turn
+    # runs one more call, timed and reported apart (first_call_ms).
+    steady = kind == "step" or _is_latency(row)
+    first_calls = {lab: [] for lab, _ in live}
+    # Fixed work as long as lstm_fast's call, on one
+    # thread of lstm_fast's worker, timed in the same rounds. Its spread (p99 /
+    # p50) is the machine's own, a floor for any library's (noise_lines).
+    ours_lab = label("lstm_fast", threads_all, row)
+    fixed = None
+    if (kind == "step" or _is_latency(row)) and ours_lab in estimate:
+        fixed = dict(
+            worker=dict(live)[ours_lab], seconds=estimate[ours_lab], samples=[], first_calls=[]
+        )
     probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
         order = live[r % len(live) :] + live[: r % len(live)] if live else []
         for lab, w in order:
             if results[lab].get("status") == "error":
                 continue
-            status, times = w.request(("run", per_round[lab], pause_gc))
+            status, times = w.request(("run", per_round[lab] + steady, pause_gc))
             if status != "ok":
                 results[lab].update(status="error", error=times)
                 continue
+            if steady:
+                first_calls[lab].append(times[0])
+                times = times[1:]
             samples[lab].extend(times)
             # the next contender starts once this one's thread pool has gone idle
             machine.wait_until_idle(w.proc.pid)
+        if fixed is not None:
+            fw = fixed["worker"]
+            status, times = fw.request(("fixed", per_round[ours_lab] + 1, fixed["seconds"]))
+            if status == "ok":
+                fixed["first_calls"].append(times[0])
+                fixed["samples"].extend(times[1:])
+            machine.wait_until_idle(fw.proc.pid)
 
     background = probe.cpus()
     for lab, w in live:
@@ -343,6 +370,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             min_ms=float(t.min()) * 1e3,
             mean_ms=float(t.mean()) * 1e3,
         )
+        if first_calls[lab]:
+            entry["first_call_ms"] = float(np.median(first_calls[lab])) * 1e3
+            entry["first_call_max_ms"] = float(np.max(first_calls[lab])) * 1e3
         if row["flops"]:
             gflops = row["flops"] / float(np.median(t)) / 1e9
             entry["gflops"] = gflops
@@ -358,9 +388,22 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         ):
             entry["speedup_median"] = entry["median_ms"] / ours["median_ms"]
             entry["speedup_p99"] = entry["p99_ms"] / ours["p99_ms"]
+    fixed_work = None
+    if fixed is not None and fixed["samples"]:
+        t = np.asarray(fixed["samples"])
+        fixed_work = dict(
+            threads=1,
+            target_ms=fixed["seconds"] * 1e3,
+            n=len(t),
+            median_ms=float(np.median(t)) * 1e3,
+            p99_ms=float(np.percentile(t, 99)) * 1e3,
+            first_call_ms=float(np.median(fixed["first_calls"])) * 1e3,
+            first_call_max_ms=float(np.max(fixed["first_calls"])) * 1e3,
+        )
     return dict(
         row,
         results=results,
+        fixed_work=fixed_work,
         tolerance=tol,
         background_cpus=background,
         elapsed_s=time.perf_counter() - t_row,
@@ -520,6 +563,52 @@ def scaling_lines(result):
     return header, lines
 
 
+def noise_lines(result, names):
+    """The spread of the latency and streaming rows' calls, per contender, and
+    of fixed work as long as lstm_fast's call timed in the same rounds
+    (run_row): how much of a tail is the machine's."""
+    header = ["row", "contender", "p50", "p99", "p99 / p50", "a turn's first call (median, max)"]
+    lines = []
+    for row in result["rows"]:
+        fw = row.get("fixed_work")
+        if not fw:
+            continue
+        threads = max(row["threads"])
+        entries = [(c, row["results"].get(label(c, threads, row))) for c in names]
+        entries.append(("fixed work (1 thread)", fw))
+        for who, e in entries:
+            if e is None or (e is not fw and e.get("status") != "ok"):
+                continue
+            first = (
+                f"{fmt_time(e['first_call_ms'])}, {fmt_time(e['first_call_max_ms'])}"
+                if "first_call_ms" in e
+                else "-"
+            )
+            lines.append(
+                [
+                    row["id"],
+                    who,
+                    fmt_time(e["median_ms"]),
+                    fmt_time(e["p99_ms"]),
+                    f"{e['p99_ms'] / e['median_ms']:.2f}",
+                    first,
+                ]
+            )
+    return header, lines
+
+
+NOISE_TEXT = (
+    "The latency and streaming rows time calls in a steady stream: each contender's turn in "
+    "a round starts with one more call, timed apart (its weights were evicted from the "
+    "caches by the contenders before it, its threads asleep) and left out of p50 and p99. "
+    "Fixed work: a loop of integer additions on one thread (no memory traffic, no other "
+    "thread, no system call) sized to lstm_fast's median call, timed the same way in the "
+    "same rounds. What spreads its times is the machine (other virtual machines, "
+    "interrupts, clock changes): a floor under any library's p99 / p50, for a call on one "
+    "CPU; a call on two threads is exposed on both."
+)
+
+
 def _fmt_cpus(x):
     return "unknown" if x is None else f"{x:.2f} CPUs busy"
 
@@ -576,6 +665,9 @@ def write_markdown(path, result, names):
     header, sl = scaling_lines(result)
     if sl:
         lines += ["## Thread scaling", "", md_table(header, sl), ""]
+    header, nl = noise_lines(result, names)
+    if nl:
+        lines += ["## Timing noise (p99 / p50)", "", NOISE_TEXT, "", md_table(header, nl), ""]
     header, dl = detail_lines(result, names)
     lines += [
         "## Details",
@@ -780,6 +872,13 @@ def main(argv=None):
                 else:
                     err = str(e.get("error", "")).strip().splitlines()
                     print(f"    {lab:<16} {e.get('status')}: {err[-1] if err else ''}", flush=True)
+            fw = r.get("fixed_work")
+            if fw:
+                print(
+                    f"    {'fixed work (1t)':<16} median {fmt_time(fw['median_ms']):>10}  "
+                    f"p99 {fmt_time(fw['p99_ms']):>10}  n={fw['n']}  (the machine's spread)",
+                    flush=True,
+                )
             if r.get("background_cpus") is not None:
                 print(
                     f"    other processes kept {r['background_cpus']:.2f} CPUs busy meanwhile; "
@@ -845,6 +944,10 @@ def main(argv=None):
     if sl:
         print("\n== thread scaling")
         print_table(header, sl)
+    header, nl = noise_lines(result, names)
+    if nl:
+        print("\n== timing noise: p99 / p50 (fixed work: the machine's own, on one thread)")
+        print_table(header, nl)
     print(
         f"\npeak {peak['best_gflops']:.1f} GFLOP/s; "
         f"checks {'all passed' if not failed else 'FAILED: ' + str(failed)}"

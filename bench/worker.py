@@ -12,7 +12,7 @@ as ``base``) but not earlier rows. Where clear_refs is not available the peak is
 the process's lifetime maximum (``ru_maxrss``), and the result says so.
 
 Messages (parent -> worker): ("setup", row, data), ("run", n, pause_gc), ("rss",),
-("teardown",), ("exit",). Replies: ("ok", payload), ("missing", text),
+("fixed", n, seconds), ("teardown",), ("exit",). Replies: ("ok", payload), ("missing", text),
 ("n/a", text), ("error", traceback text).
 """
 
@@ -103,6 +103,8 @@ def main(conn, name, n_threads):
                 conn.send(("ok", {"check": case.check(), "rss_base_mib": base}))
             elif cmd == "run":
                 conn.send(("ok", _run(case, msg[1], pause_gc=msg[2])))
+            elif cmd == "fixed":
+                conn.send(("ok", _run_fixed_work(msg[1], msg[2])))
             elif cmd == "rss":
                 peak, method = _peak_rss_mib(reset_ok)
                 conn.send(("ok", {"peak_mib": peak, "method": method}))
@@ -138,3 +140,42 @@ def _run(case, n, pause_gc):
     finally:
         gc.enable()
     return times
+
+
+def _fixed_work(n):
+    """Work of a fixed size on one thread: n integer additions in the
+    interpreter's loop (L1-resident, no other thread, no system call)."""
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+_FIXED_ITERS = {}
+
+
+def _run_fixed_work(n, seconds):
+    """Time n runs of fixed work lasting about `seconds` (its size calibrated
+    once): whatever spreads these times is the machine's, not a library's
+    (run.py: the timing noise table)."""
+    if seconds not in _FIXED_ITERS:
+        probe = 20_000
+        best = min(_timed(_fixed_work, probe) for _ in range(5))
+        iters = max(1, round(probe * seconds / max(best, 1e-9)))
+        # then on the median of the size chosen (a loop of 1000 additions costs
+        # more per addition than one of 20000)
+        med = sorted(_timed(_fixed_work, iters) for _ in range(11))[5]
+        _FIXED_ITERS[seconds] = max(1, round(iters * seconds / max(med, 1e-9)))
+    iters = _FIXED_ITERS[seconds]
+    gc.collect()
+    gc.disable()
+    try:
+        return [_timed(_fixed_work, iters) for _ in range(n)]
+    finally:
+        gc.enable()
+
+
+def _timed(fn, arg):
+    t0 = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - t0

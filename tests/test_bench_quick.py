@@ -76,6 +76,20 @@ def test_bench_quick(tmp_path):
             assert lstm_fast["check"]["against"] == "reference (float64)"
         if row["kind"] == "train":
             assert "rss_peak_mib" in lstm_fast
+    # latency and streaming rows: p50 / p99 of steady calls, each turn's first call
+    # apart, and fixed work sized to lstm_fast's call beside them (the machine's spread)
+    assert "## Timing noise" in md
+    for row in result["rows"]:
+        steady = row["kind"] == "step" or row["workload"].startswith("latency")
+        fixed = row.get("fixed_work")
+        if not steady:
+            assert fixed is None, row["id"]
+            continue
+        ours = row["results"]["lstm_fast"]
+        assert fixed["n"] >= 1 and 0 < fixed["median_ms"] <= fixed["p99_ms"], fixed
+        assert 0.25 < fixed["median_ms"] / ours["median_ms"] < 4, (fixed, ours)
+        for entry in (fixed, ours):
+            assert 0 < entry["first_call_ms"] <= entry["first_call_max_ms"], entry
     seed = next(row for row in result["rows"] if row["id"] == "train/seed")
     assert seed["results"]["reference"]["status"] == "ok"
     assert result["checks_passed"] is True
