@@ -230,7 +230,7 @@ INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const 
         }                                                                        \
     } while (0)
     if (npf > 0) { /* npf lines from pf, spread over the steps of k (gemm_tiles) */
-        const int64_t per = kc >= 4 ? (npf + kc / 4 - 1) / (kc / 4) : 0; /* a 4 steps */
+        const int64_t per = kc >= 4 ? (npf + kc / 4 - 1) / (kc / 4) : 0; /* lines per 4 steps */
         int64_t k = 0, i = 0;
         for (; i < npf && k + 4 <= kc; k += 4) {
             for (int64_t e = 0; e < per && i < npf; e++, i++) __builtin_prefetch(pf + i * 64, 0, 2);
