@@ -9,8 +9,10 @@ Method (see bench/README.md): the same weights for every contender; each
 contender's result is checked against lstm_fast's (lstm_fast's against the NumPy
 reference in float64) before anything is timed; warm-up; then rounds in which
 every contender runs in turn (A B C A B C ...); median (and p99 for latency
-rows); GFLOP/s by BENCH.md's formulas and as a fraction of the matmul peak
-measured in the same run; peak RSS per contender from its own worker process.
+rows, of steady calls: each turn's first call is reported apart, beside fixed
+work that measures the machine's own spread); GFLOP/s by BENCH.md's formulas
+and as a fraction of the matmul peak measured in the same run; peak RSS per
+contender from its own worker process.
 """
 
 from __future__ import annotations
@@ -312,18 +314,21 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     samples = {lab: [] for lab, _ in live}
     # Latency and streaming rows: p50 and p99 are of calls in a steady stream.
     # A turn's first call comes after the other contenders ran: its weights
-    # evicted from the caches, its thread pool asleep (B1 T150 H256 after 64 MB
-    # were read: 3.4 ms against 2.65 for the calls after it). With ~40 calls a
-    # turn those first calls alone made the p99 of every contender; each turn
-    # runs one more call, timed and reported apart (first_call_ms).
+    # evicted from the caches, its thread pool asleep, and the turn switch
+    # itself costs (fixed work's first call is slower too: 2.44 against 2.12
+    # ms, 71 against 41 us). B1 T150 H256 after 64 MB were read: 3.4 ms against
+    # 2.65 for the calls after it. With ~40 calls a turn those first calls alone
+    # made the p99 of every contender; each turn runs one more call, timed and
+    # reported apart (first_call_ms), for every contender alike.
     steady = kind == "step" or _is_latency(row)
     first_calls = {lab: [] for lab, _ in live}
-    # Fixed work as long as lstm_fast's call, on one
-    # thread of lstm_fast's worker, timed in the same rounds. Its spread (p99 /
-    # p50) is the machine's own, a floor for any library's (noise_lines).
+    # Fixed work as long as lstm_fast's call (its warm-up median), on one
+    # thread of lstm_fast's worker, timed after the contenders' turns in each
+    # round. Its spread (p99 / p50) is a reference for the machine's own
+    # (noise_lines).
     ours_lab = label("lstm_fast", threads_all, row)
     fixed = None
-    if (kind == "step" or _is_latency(row)) and ours_lab in estimate:
+    if steady and ours_lab in estimate:
         fixed = dict(
             worker=dict(live)[ours_lab], seconds=estimate[ours_lab], samples=[], first_calls=[]
         )
@@ -343,12 +348,14 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             samples[lab].extend(times)
             # the next contender starts once this one's thread pool has gone idle
             machine.wait_until_idle(w.proc.pid)
-        if fixed is not None:
+        if fixed is not None and results[ours_lab].get("status") != "error":
             fw = fixed["worker"]
             status, times = fw.request(("fixed", per_round[ours_lab] + 1, fixed["seconds"]))
             if status == "ok":
                 fixed["first_calls"].append(times[0])
                 fixed["samples"].extend(times[1:])
+            else:
+                fixed["error"] = times
             machine.wait_until_idle(fw.proc.pid)
 
     background = probe.cpus()
@@ -389,9 +396,14 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             entry["speedup_median"] = entry["median_ms"] / ours["median_ms"]
             entry["speedup_p99"] = entry["p99_ms"] / ours["p99_ms"]
     fixed_work = None
-    if fixed is not None and fixed["samples"]:
+    if fixed is not None and fixed.get("error"):
+        fixed_work = dict(status="error", error=fixed["error"])
+    elif fixed is not None and results[ours_lab].get("status") == "error":
+        fixed_work = dict(status="error", error="not timed: lstm_fast failed in this row")
+    elif fixed is not None and fixed["samples"]:
         t = np.asarray(fixed["samples"])
         fixed_work = dict(
+            status="ok",
             threads=1,
             target_ms=fixed["seconds"] * 1e3,
             n=len(t),
@@ -570,14 +582,13 @@ def noise_lines(result, names):
     header = ["row", "contender", "p50", "p99", "p99 / p50", "a turn's first call (median, max)"]
     lines = []
     for row in result["rows"]:
-        fw = row.get("fixed_work")
-        if not fw:
+        if not (row["kind"] == "step" or _is_latency(row)):
             continue
         threads = max(row["threads"])
         entries = [(c, row["results"].get(label(c, threads, row))) for c in names]
-        entries.append(("fixed work (1 thread)", fw))
+        entries.append(("fixed work (1 thread)", row.get("fixed_work")))
         for who, e in entries:
-            if e is None or (e is not fw and e.get("status") != "ok"):
+            if e is None or e.get("status") != "ok":
                 continue
             first = (
                 f"{fmt_time(e['first_call_ms'])}, {fmt_time(e['first_call_max_ms'])}"
@@ -599,13 +610,14 @@ def noise_lines(result, names):
 
 NOISE_TEXT = (
     "The latency and streaming rows time calls in a steady stream: each contender's turn in "
-    "a round starts with one more call, timed apart (its weights were evicted from the "
-    "caches by the contenders before it, its threads asleep) and left out of p50 and p99. "
-    "Fixed work: a loop of integer additions on one thread (no memory traffic, no other "
-    "thread, no system call) sized to lstm_fast's median call, timed the same way in the "
-    "same rounds. What spreads its times is the machine (other virtual machines, "
-    "interrupts, clock changes): a floor under any library's p99 / p50, for a call on one "
-    "CPU; a call on two threads is exposed on both."
+    "a round starts with one more call, timed apart and left out of p50 and p99 (its weights "
+    "were evicted from the caches by the contenders before it, its threads asleep, and the "
+    "turn switch itself costs: fixed work's first call is slower too). Fixed work: a loop of "
+    "integer additions on one thread (cache-resident, no other thread, no system call) sized "
+    "to lstm_fast's warm-up median, timed after the contenders' turns in each round. What "
+    "spreads its times is the machine (other virtual machines, interrupts, clock changes): a "
+    "reference for the machine's own spread at that length, for a call on one CPU; a call on "
+    "two threads is exposed on both."
 )
 
 
@@ -656,8 +668,8 @@ def write_markdown(path, result, names):
         "",
         "## Results",
         "",
-        "Median (p50/p99 for latency rows) per call; in brackets lstm_fast's speedup over that "
-        "contender (its time / lstm_fast's time).",
+        "Median (p50/p99 for latency rows, of steady calls: see Timing noise) per call; in "
+        "brackets lstm_fast's speedup over that contender (its time / lstm_fast's time).",
         "",
         md_table(header, tl),
         "",
@@ -873,7 +885,7 @@ def main(argv=None):
                     err = str(e.get("error", "")).strip().splitlines()
                     print(f"    {lab:<16} {e.get('status')}: {err[-1] if err else ''}", flush=True)
             fw = r.get("fixed_work")
-            if fw:
+            if fw and fw.get("status") == "ok":
                 print(
                     f"    {'fixed work (1t)':<16} median {fmt_time(fw['median_ms']):>10}  "
                     f"p99 {fmt_time(fw['p99_ms']):>10}  n={fw['n']}  (the machine's spread)",
@@ -946,7 +958,7 @@ def main(argv=None):
         print_table(header, sl)
     header, nl = noise_lines(result, names)
     if nl:
-        print("\n== timing noise: p99 / p50 (fixed work: the machine's own, on one thread)")
+        print("\n== timing noise: p99 / p50 (fixed work: the machine's spread, on one thread)")
         print_table(header, nl)
     print(
         f"\npeak {peak['best_gflops']:.1f} GFLOP/s; "

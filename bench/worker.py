@@ -144,7 +144,7 @@ def _run(case, n, pause_gc):
 
 def _fixed_work(n):
     """Work of a fixed size on one thread: n integer additions in the
-    interpreter's loop (L1-resident, no other thread, no system call)."""
+    interpreter's loop (cache-resident, no other thread, no system call)."""
     s = 0
     for i in range(n):
         s += i

@@ -86,6 +86,7 @@ def test_bench_quick(tmp_path):
             assert fixed is None, row["id"]
             continue
         ours = row["results"]["lstm_fast"]
+        assert fixed["status"] == "ok", fixed
         assert fixed["n"] >= 1 and 0 < fixed["median_ms"] <= fixed["p99_ms"], fixed
         assert 0.25 < fixed["median_ms"] / ours["median_ms"] < 4, (fixed, ours)
         for entry in (fixed, ours):
