@@ -320,7 +320,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     # 2.65 for the calls after it. With ~40 calls a turn those first calls alone
     # made the p99 of every contender; each turn runs one more call, timed and
     # reported apart (first_call_ms), for every contender alike.
-    steady = kind == "step" or _is_latency(row)
+    steady = _is_steady(row)
     first_calls = {lab: [] for lab, _ in live}
     # Fixed work as long as lstm_fast's call (its warm-up median), on one
     # thread of lstm_fast's worker, timed after the contenders' turns in each
@@ -426,6 +426,11 @@ def _is_latency(row):
     return row["workload"].startswith("latency")
 
 
+def _is_steady(row):
+    """Latency and streaming rows: p50 and p99 of steady calls (run_row)."""
+    return row["kind"] == "step" or _is_latency(row)
+
+
 # ------------------------------------------------------------------------------ output
 
 
@@ -446,7 +451,7 @@ def table_lines(result, names):
     for row in result["rows"]:
         for threads in row["threads"]:
             stats = ["median"]
-            if row["kind"] == "step" or _is_latency(row):
+            if _is_steady(row):
                 stats = ["p50", "p99"]
             for stat in stats:
                 key = "p99_ms" if stat == "p99" else "median_ms"
@@ -582,7 +587,7 @@ def noise_lines(result, names):
     header = ["row", "contender", "p50", "p99", "p99 / p50", "a turn's first call (median, max)"]
     lines = []
     for row in result["rows"]:
-        if not (row["kind"] == "step" or _is_latency(row)):
+        if not _is_steady(row):
             continue
         threads = max(row["threads"])
         entries = [(c, row["results"].get(label(c, threads, row))) for c in names]
