@@ -51,6 +51,7 @@ FULL = dict(
     warmup_s=0.5,
     min_latency_samples=200,
     min_step_samples=3000,
+    min_train_samples=10,
     peak_n=4096,
     peak_repeats=5,
     job_rounds=2,
@@ -61,6 +62,7 @@ QUICK = dict(
     warmup_s=0.03,
     min_latency_samples=20,
     min_step_samples=100,
+    min_train_samples=2,
     peak_n=2048,
     peak_repeats=3,
     job_rounds=1,
@@ -297,7 +299,11 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     if kind != "job" and estimate:  # a contender at seconds per call: fewer rounds (at least 3)
         slowest = max(estimate.values())
         rounds = int(min(rounds, max(3, math.ceil(2 * settings["budget_s"] / slowest))))
-    min_samples = 1
+    # Training steps of a third of a second and more got 3-6 samples each with
+    # a budget of 1.5 s: their median moved by 10% between two rows of one run
+    # timing the same step (large: 368 and 326 ms), the spread of the samples
+    # (333-423 ms) and not a difference.
+    min_samples = settings["min_train_samples"] if kind == "train" else 1
     if kind == "step":
         min_samples = settings["min_step_samples"]
     elif _is_latency(row):
@@ -322,16 +328,16 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     # reported apart (first_call_ms), for every contender alike.
     steady = _is_steady(row)
     first_calls = {lab: [] for lab, _ in live}
-    # Fixed work as long as lstm_fast's call (its warm-up median), on one
-    # thread of lstm_fast's worker, timed after the contenders' turns in each
-    # round. Its spread (p99 / p50) is a reference for the machine's own
-    # (noise_lines).
+    # Fixed work as long as lstm_fast's call, on one thread of lstm_fast's
+    # worker, timed after the contenders' turns in each round. Its spread
+    # (p99 / p50) is a reference for the machine's own (noise_lines). Sized
+    # to the median of lstm_fast's steady calls in the first round, not to its
+    # warm-up: with --quick's 30 ms of warm-up the streaming step's warm-up
+    # median was 1.1-4.8x its steady one.
     ours_lab = label("lstm_fast", threads_all, row)
     fixed = None
     if steady and ours_lab in estimate:
-        fixed = dict(
-            worker=dict(live)[ours_lab], seconds=estimate[ours_lab], samples=[], first_calls=[]
-        )
+        fixed = dict(worker=dict(live)[ours_lab], seconds=None, samples=[], first_calls=[])
     probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
         order = live[r % len(live) :] + live[: r % len(live)] if live else []
@@ -350,6 +356,8 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             machine.wait_until_idle(w.proc.pid)
         if fixed is not None and results[ours_lab].get("status") != "error":
             fw = fixed["worker"]
+            if fixed["seconds"] is None:  # after lstm_fast's first turn (this round)
+                fixed["seconds"] = float(np.median(samples[ours_lab]))
             status, times = fw.request(("fixed", per_round[ours_lab] + 1, fixed["seconds"]))
             if status == "ok":
                 fixed["first_calls"].append(times[0])
@@ -619,10 +627,10 @@ NOISE_TEXT = (
     "were evicted from the caches by the contenders before it, its threads asleep, and the "
     "turn switch itself costs: fixed work's first call is slower too). Fixed work: a loop of "
     "integer additions on one thread (cache-resident, no other thread, no system call) sized "
-    "to lstm_fast's warm-up median, timed after the contenders' turns in each round. What "
-    "spreads its times is the machine (other virtual machines, interrupts, clock changes): a "
-    "reference for the machine's own spread at that length, for a call on one CPU; a call on "
-    "two threads is exposed on both."
+    "to the median of lstm_fast's steady calls in the first round, timed after the "
+    "contenders' turns in each round. What spreads its times is the machine (other virtual "
+    "machines, interrupts, clock changes): a reference for the machine's own spread at that "
+    "length, for a call on one CPU; a call on two threads is exposed on both."
 )
 
 

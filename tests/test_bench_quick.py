@@ -65,6 +65,8 @@ def test_bench_quick(tmp_path):
             assert entry["status"] != "error", (row["id"], label, entry.get("error"))
             if entry["status"] == "ok":
                 assert entry["n"] >= 1 and entry["median_ms"] > 0
+                if row["kind"] == "train":  # the quick settings' floor, whatever the budget
+                    assert entry["n"] >= result["settings"]["min_train_samples"], (row["id"], label)
                 assert entry["check"]["pass"], (row["id"], label, entry["check"])
         lstm_fast = row["results"][
             f"lstm_fast@{max(row['threads'])}" if len(row["threads"]) > 1 else "lstm_fast"
