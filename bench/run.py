@@ -300,9 +300,8 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         slowest = max(estimate.values())
         rounds = int(min(rounds, max(3, math.ceil(2 * settings["budget_s"] / slowest))))
     # Training steps of a third of a second and more got 3-6 samples each with
-    # a budget of 1.5 s: their median moved by 10% between two rows of one run
-    # timing the same step (large: 368 and 326 ms), the spread of the samples
-    # (333-423 ms) and not a difference.
+    # a budget of 1.5 s, whose own spread (333-423 ms at the large step) was as
+    # wide as the 10% between two rows of one run timing the same step.
     min_samples = settings["min_train_samples"] if kind == "train" else 1
     if kind == "step":
         min_samples = settings["min_step_samples"]
@@ -313,10 +312,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         if kind == "job":
             per_round[lab] = 1
         else:
-            n = math.ceil(settings["budget_s"] / rounds / estimate[lab])
-            # p99 wants samples, but a slow contender gets at most ~6 budgets (>= 50 calls)
-            wanted = min(min_samples, max(50, math.ceil(6 * settings["budget_s"] / estimate[lab])))
-            per_round[lab] = int(min(max(n, math.ceil(wanted / rounds), 1), 100_000))
+            per_round[lab] = calls_per_round(
+                settings["budget_s"], rounds, estimate[lab], min_samples
+            )
     samples = {lab: [] for lab, _ in live}
     # Latency and streaming rows: p50 and p99 are of calls in a steady stream.
     # A turn's first call comes after the other contenders ran: its weights
@@ -331,9 +329,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     # Fixed work as long as lstm_fast's call, on one thread of lstm_fast's
     # worker, timed after the contenders' turns in each round. Its spread
     # (p99 / p50) is a reference for the machine's own (noise_lines). Sized
-    # to the median of lstm_fast's steady calls in the first round, not to its
-    # warm-up: with --quick's 30 ms of warm-up the streaming step's warm-up
-    # median was 1.1-4.8x its steady one.
+    # (calibrated once, in the worker) to the median of lstm_fast's steady
+    # calls in the first round, not to its warm-up: with --quick's 30 ms of
+    # warm-up the streaming step's warm-up median was 1.1-4.8x its steady one.
     ours_lab = label("lstm_fast", threads_all, row)
     fixed = None
     if steady and ours_lab in estimate:
@@ -428,6 +426,15 @@ def run_row(row, data, pool, names, settings, dtype, peak):
         background_cpus=background,
         elapsed_s=time.perf_counter() - t_row,
     )
+
+
+def calls_per_round(budget_s, rounds, call_s, min_samples):
+    """Calls a contender makes in each of `rounds` turns of a row: its share of
+    the budget, and at least `min_samples` in all, except that a contender slower
+    than six budgets' worth of them makes only those (and at least 50)."""
+    n = math.ceil(budget_s / rounds / call_s)
+    wanted = min(min_samples, max(50, math.ceil(6 * budget_s / call_s)))
+    return int(min(max(n, math.ceil(wanted / rounds), 1), 100_000))
 
 
 def _is_latency(row):
@@ -627,7 +634,7 @@ NOISE_TEXT = (
     "were evicted from the caches by the contenders before it, its threads asleep, and the "
     "turn switch itself costs: fixed work's first call is slower too). Fixed work: a loop of "
     "integer additions on one thread (cache-resident, no other thread, no system call) sized "
-    "to the median of lstm_fast's steady calls in the first round, timed after the "
+    "to about the median of lstm_fast's steady calls in the first round, timed after the "
     "contenders' turns in each round. What spreads its times is the machine (other virtual "
     "machines, interrupts, clock changes): a reference for the machine's own spread at that "
     "length, for a call on one CPU; a call on two threads is exposed on both."
