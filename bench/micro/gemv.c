@@ -49,31 +49,22 @@ static double now(void) {
 #define ZERO8 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, \
                      a6 = a0, a7 = a0
 
-__attribute__((noinline)) static void pair_f32(const float *w, const float *h, long K,
-                                               float *out) {
-    ZERO8;
-    const float *s0 = w, *s1 = w + K * 16, *s2 = w + 2 * K * 16, *s3 = w + 3 * K * 16;
-    for (long k = 0; k < K; k++) {
-        __m256 x = _mm256_broadcast_ss(h + k);
-        FMA32(0, s0 + k * 16), FMA32(1, s0 + k * 16 + 8), FMA32(2, s1 + k * 16);
-        FMA32(3, s1 + k * 16 + 8), FMA32(4, s2 + k * 16), FMA32(5, s2 + k * 16 + 8);
-        FMA32(6, s3 + k * 16), FMA32(7, s3 + k * 16 + 8);
+/* pair_f32 and pair_f16: one weight vector of 8 per FMA, loaded by FMA_ */
+#define DEFINE_PAIR(name, elem_t, FMA_)                                                   \
+    __attribute__((noinline)) static void name(const elem_t *w, const float *h, long K,   \
+                                               float *out) {                              \
+        ZERO8;                                                                            \
+        const elem_t *s0 = w, *s1 = w + K * 16, *s2 = w + 2 * K * 16, *s3 = w + 3 * K * 16; \
+        for (long k = 0; k < K; k++) {                                                    \
+            __m256 x = _mm256_broadcast_ss(h + k);                                        \
+            FMA_(0, s0 + k * 16), FMA_(1, s0 + k * 16 + 8), FMA_(2, s1 + k * 16);         \
+            FMA_(3, s1 + k * 16 + 8), FMA_(4, s2 + k * 16), FMA_(5, s2 + k * 16 + 8);     \
+            FMA_(6, s3 + k * 16), FMA_(7, s3 + k * 16 + 8);                               \
+        }                                                                                 \
+        STORE8(out);                                                                      \
     }
-    STORE8(out);
-}
-
-__attribute__((noinline)) static void pair_f16(const uint16_t *w, const float *h, long K,
-                                               float *out) {
-    ZERO8;
-    const uint16_t *s0 = w, *s1 = w + K * 16, *s2 = w + 2 * K * 16, *s3 = w + 3 * K * 16;
-    for (long k = 0; k < K; k++) {
-        __m256 x = _mm256_broadcast_ss(h + k);
-        FMA16(0, s0 + k * 16), FMA16(1, s0 + k * 16 + 8), FMA16(2, s1 + k * 16);
-        FMA16(3, s1 + k * 16 + 8), FMA16(4, s2 + k * 16), FMA16(5, s2 + k * 16 + 8);
-        FMA16(6, s3 + k * 16), FMA16(7, s3 + k * 16 + 8);
-    }
-    STORE8(out);
-}
+DEFINE_PAIR(pair_f32, float, FMA32)
+DEFINE_PAIR(pair_f16, uint16_t, FMA16)
 
 __attribute__((noinline)) static void pair_bf16(const uint16_t *w, const float *h, long K,
                                                 float *out) {
