@@ -57,7 +57,8 @@ int lf_isa_supported(int isa) {
     case LF_ISA_GENERIC: return 1;
 #if LF_X86
     case LF_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c"); /* every AVX2 CPU has it */
     case LF_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                lf_isa_supported(LF_ISA_AVX2);
@@ -114,11 +115,16 @@ static int dims_ok(const lf_lstm_dims *d) {
                                REAL *hprev, const REAL *xproj, const REAL *x,                  \
                                const REAL *kernel, const REAL *rk, const REAL *bias,           \
                                const REAL *h0, const REAL *c0, const REAL *k_packed,           \
-                               const REAL *rk_packed, const lf_lstm_dims *d, int n_threads) {  \
+                               const REAL *rk_packed, const uint16_t *k_half,                  \
+                               const uint16_t *rk_half, const lf_lstm_dims *d, int n_threads) { \
         if (!dims_ok(d) || !y || !rk || (!xproj && !(x && kernel))) return LF_EINVAL;          \
         if (!((gates && cell && hprev) || (!gates && !cell && !hprev))) return LF_EINVAL;      \
+        /* half-precision weights: float32 inference, both loop weights given */              \
+        if ((k_half && !rk_half) ||                                                            \
+            (rk_half && (sizeof(REAL) != sizeof(float) || gates || (!xproj && !k_half))))      \
+            return LF_EINVAL;                                                                  \
         LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, x, kernel, rk, bias, \
-                    h0, c0, k_packed, rk_packed, d, n_threads)                                 \
+                    h0, c0, k_packed, rk_packed, k_half, rk_half, d, n_threads)                \
     }                                                                                          \
     int lf_lstm_backward_##type(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy,                \
                                 const REAL *dh_T, const REAL *dc_T, const REAL *gates,         \
@@ -176,6 +182,11 @@ static int dims_ok(const lf_lstm_dims *d) {
 
 LF_DEFINE_ENTRY(f32, float)
 LF_DEFINE_ENTRY(f64, double)
+
+int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads) {
+    if (!packed || !w || rows < 0 || H < 1) return LF_EINVAL;
+    LF_DISPATCH(pack_half, f32, packed, w, rows, H, n_threads)
+}
 
 /* ---- Adam ----------------------------------------------------------------
  * One pass over the flat parameter vector instead of twelve NumPy passes (at

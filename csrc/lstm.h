@@ -49,6 +49,12 @@ typedef struct {
  * recurrent_kernel (H,G), bias (G) or NULL, h0/c0 (B,H) or NULL (zeros).
  * k_packed, rk_packed: kernel and recurrent_kernel already in the packed
  *   layout of lf_lstm_pack (for the current ISA), or NULL to pack them here.
+ * k_half, rk_half: float32 only, inference only: the same two in half
+ *   precision (lf_lstm_pack_half), or NULL. With rk_half the loop reads the
+ *   weights from these (each converted to float32 as it is loaded; all
+ *   arithmetic stays float32) and rk_packed is ignored; k_half is then
+ *   required when the loop reads kernel (xproj == NULL). The results are
+ *   those of float32 weights rounded to half precision.
  * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL; h_T may be y).
  * Training cache (all NULL in inference mode, or all set):
  *   gates (B,T,G) activations i,f,g,o (zeros where masked),
@@ -57,13 +63,15 @@ int lf_lstm_forward_f32(float *y, float *h_T, float *c_T, float *gates, float *c
                         const float *xproj, const float *x, const float *kernel,
                         const float *recurrent_kernel, const float *bias, const float *h0,
                         const float *c0, const float *k_packed, const float *rk_packed,
-                        const lf_lstm_dims *d, int n_threads);
+                        const uint16_t *k_half, const uint16_t *rk_half, const lf_lstm_dims *d,
+                        int n_threads);
 int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
                         double *hprev, const double *xproj, const double *x,
                         const double *kernel, const double *recurrent_kernel,
                         const double *bias, const double *h0, const double *c0,
-                        const double *k_packed, const double *rk_packed, const lf_lstm_dims *d,
-                        int n_threads);
+                        const double *k_packed, const double *rk_packed,
+                        const uint16_t *k_half, const uint16_t *rk_half, const lf_lstm_dims *d,
+                        int n_threads); /* k_half, rk_half must be NULL */
 
 /* The packed layout of a (rows, 4H) weight matrix for the forward loop, for
  * the current ISA: (ceil(H/U), 4/GP, rows, GP, U), the gates of U units in
@@ -73,6 +81,12 @@ int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, doub
 int64_t lf_lstm_packed_len_f32(int64_t rows, int64_t H);
 int64_t lf_lstm_packed_len_f64(int64_t rows, int64_t H);
 int lf_lstm_pack_f32(float *packed, const float *w, int64_t rows, int64_t H, int n_threads);
+/* The same layout in IEEE half precision (binary16, rounded to nearest even;
+ * lf_lstm_packed_len_f32 elements of 16 bits): the forward's k_half / rk_half.
+ * Half the bytes the loop reads per step, for batch-1 inference, where that
+ * reading bounds the step. Values beyond half's range become infinities:
+ * the caller checks the range. */
+int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads);
 int lf_lstm_pack_f64(double *packed, const double *w, int64_t rows, int64_t H, int n_threads);
 
 /* Backward through the time loop: the gate gradients dZ of every step.

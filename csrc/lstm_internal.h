@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lstm.h"
 
@@ -38,12 +39,58 @@ int lf_choose_threads(int n_threads, int64_t n_blocks, int64_t B, int64_t H);
 unsigned lf_fp_enter(void);
 void lf_fp_exit(unsigned saved);
 
+/* IEEE binary16 <-> binary32, exact and without F16C (the packing of
+ * half-precision weights and the generic kernels' loads). to_half rounds to
+ * nearest, ties to even; overflow gives infinity, NaN stays NaN (quiet). */
+static inline uint16_t lf_float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) /* infinity, or NaN (kept quiet, top payload bits kept) */
+        return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | (a >> 13 & 0x3ffu) : 0));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to infinity */
+    if (a < 0x38800000u) { /* below 2^-14: a subnormal half (or zero). Adding 0.5,
+                            * whose ulp is 2^-24 (the subnormals' step), makes the
+                            * FPU round to that step, to nearest even. */
+        float m;
+        memcpy(&m, &a, 4);
+        m += 0.5f;
+        uint32_t mb;
+        memcpy(&mb, &m, 4);
+        return (uint16_t)(sign | (mb - 0x3f000000u));
+    }
+    /* normal: rebias the exponent (127 -> 15) and round the 13 dropped bits,
+     * ties to the even mantissa; a carry into the exponent is the right result */
+    a += 0xc8000fffu + ((a >> 13) & 1u); /* -(112 << 23) + 0xfff, mod 2^32 */
+    return (uint16_t)(sign | (a >> 13));
+}
+
+static inline float lf_half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    uint32_t x;
+    if (e == 0) { /* zero or subnormal: m * 2^-24, exact in binary32 */
+        float f = (float)m * 0x1p-24f;
+        memcpy(&x, &f, 4);
+        x |= sign;
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
 #define LF_DECLARE_KERNELS(SFX, REAL)                                                         \
     int lf_forward_##SFX(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev, \
                          const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk, \
                          const REAL *bias, const REAL *h0, const REAL *c0,                    \
-                         const REAL *k_packed, const REAL *rk_packed, const lf_lstm_dims *d,  \
-                         int n_threads);                                                      \
+                         const REAL *k_packed, const REAL *rk_packed, const uint16_t *k_half, \
+                         const uint16_t *rk_half, const lf_lstm_dims *d, int n_threads);      \
+    int lf_pack_half_##SFX(uint16_t *packed, const float *w, int64_t rows, int64_t H,         \
+                           int n_threads);                                                    \
     int lf_backward_##SFX(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *dh_T,   \
                           const REAL *dc_T, const REAL *gates, const REAL *cell,              \
                           const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads); \

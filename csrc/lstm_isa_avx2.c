@@ -2,7 +2,7 @@
  * pass of 6 rows x 2 gates keeps 12 accumulators, 2 weight vectors and a
  * broadcast: 12 FMAs per 2 weight loads, so the weights can stream from L2). */
 #if defined(__x86_64__) || defined(__i386__)
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 #define LF_RCP_PS(x) ((__typeof__(x))_mm256_rcp_ps((__m256)(x)))
 #define LF_VMAX_PS(a, b) ((__typeof__(b))_mm256_max_ps((__m256)(a), (__m256)(b)))
@@ -14,6 +14,8 @@
  * they measured slower than the plain copies of the fallback. */
 #define LF_MASKLOAD_PS(p, mask) ((V)_mm256_maskload_ps((p), (__m256i)(mask)))
 #define LF_MASKLOAD_PD(p, mask) ((V)_mm256_maskload_pd((p), (__m256i)(mask)))
+/* U = 8 half-precision weights widened to float32 (F16C) */
+#define LF_CVTPH(p) ((V)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 #define MR_FWD 6
 #define GP 2
 #define MR_BWD 6

@@ -8,6 +8,8 @@
 #define LF_VMIN_PS(a, b) ((__typeof__(b))_mm512_min_ps((__m512)(a), (__m512)(b)))
 #define LF_VMAX_PD(a, b) ((__typeof__(b))_mm512_max_pd((__m512d)(a), (__m512d)(b)))
 #define LF_VMIN_PD(a, b) ((__typeof__(b))_mm512_min_pd((__m512d)(a), (__m512d)(b)))
+/* U = 16 half-precision weights widened to float32 */
+#define LF_CVTPH(p) ((V)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p))))
 #define MR_FWD 6
 #define GP 4
 #define MR_BWD 6

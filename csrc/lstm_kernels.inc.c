@@ -74,6 +74,17 @@ INLINE V FN(vload)(const REAL *p) {
     return v;
 }
 INLINE void FN(vstore)(REAL *p, V v) { memcpy(p, &v, sizeof v); }
+/* U half-precision weights (pack_rows_half), widened: one instruction where
+ * the ISA file gives LF_CVTPH (F16C's vcvtph2ps), else exact in software. */
+INLINE V FN(vload_h)(const uint16_t *p) {
+#if defined(LF_CVTPH) && !LF_REAL_IS_DOUBLE
+    return LF_CVTPH(p);
+#else
+    V v;
+    for (int u = 0; u < (int)U; u++) v[u] = (REAL)lf_half_to_float(p[u]);
+    return v;
+#endif
+}
 /* a in every lane. Not `(V){0} + a`: that is an addition the compiler must
  * keep (it turns -0.0 into +0.0), so a broadcast from memory became an add and
  * a shuffle, taking an FMA port in the inner loops. */
@@ -279,6 +290,9 @@ typedef struct {
      * thread for its own blocks into rk_own / k_own. */
     const REAL *rk_packed, *k_packed;
     REAL *rk_own, *k_own;
+    /* or, float32 inference only, the same two packed in half precision
+     * (lf_lstm_pack_half): then rk_h is set and the tiles read these */
+    const uint16_t *rk_h, *k_h;
     REAL *hbuf;    /* (2, B, Hp): h before / after the current step          */
     REAL *cbuf;    /* (B, Hp): c, updated in place by whoever runs its chunk  */
     lf_phases ph;  /* the chunks of each step (small layers: of rows), shared out */
@@ -375,11 +389,11 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int6
  * for r < mr rows and q < NQ gates, from a block of the packed layout
  * (pack_rows: w_row = GP U, w_pass = rows GP U); w points at gate g0's pass.
  * With NQ = GP (fwd_gemm) q / GP is 0: w_pass is unused. */
-#define LF_FWD_GEMM(NQ)                                                                   \
+#define LF_FWD_GEMM(NQ, LOAD)                                                             \
     _Pragma("GCC unroll 4")                                                               \
     for (int64_t k = 0; k < kdim; k++, w += w_row) {                                      \
         V p[NQ];                                                                          \
-        for (int q = 0; q < NQ; q++) p[q] = FN(vload)(w + q / GP * w_pass + q % GP * U);  \
+        for (int q = 0; q < NQ; q++) p[q] = LOAD(w + q / GP * w_pass + q % GP * U);       \
         for (int r = 0; r < mr; r++) {                                                    \
             V x = FN(vbcast)(a[r * a_stride + k]);                                        \
             for (int q = 0; q < NQ; q++) acc[r][q] += x * p[q];                           \
@@ -387,7 +401,12 @@ INLINE void FN(fwd_finish_row)(FN(fwd_ctx) * cx, const V act[4], V c, V tc, int6
     }
 INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
                          const REAL *w, int64_t w_row, int64_t w_pass) {
-    LF_FWD_GEMM(GP)
+    LF_FWD_GEMM(GP, FN(vload))
+}
+/* ..._h: the same from half-precision weights (the same layout) */
+INLINE void FN(fwd_gemm_h)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
+                           const uint16_t *w, int64_t w_row, int64_t w_pass) {
+    LF_FWD_GEMM(GP, FN(vload_h))
 }
 /* The same for all four gates at once: tiles of one or two rows (batch 1 or
  * 2: latency, streaming), whose mr * GP chains of FMAs would be too few to
@@ -395,7 +414,11 @@ INLINE void FN(fwd_gemm)(V acc[][GP], int mr, const REAL *a, int64_t a_stride, i
  * in every other tile, so a row's result does not depend on its tile. */
 INLINE void FN(fwd_gemm4)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
                           const REAL *w, int64_t w_row, int64_t w_pass) {
-    LF_FWD_GEMM(4)
+    LF_FWD_GEMM(4, FN(vload))
+}
+INLINE void FN(fwd_gemm4_h)(V acc[][4], int mr, const REAL *a, int64_t a_stride, int64_t kdim,
+                            const uint16_t *w, int64_t w_row, int64_t w_pass) {
+    LF_FWD_GEMM(4, FN(vload_h))
 }
 #undef LF_FWD_GEMM
 
@@ -416,22 +439,34 @@ INLINE void FN(fwd_prefetch_xproj)(const FN(fwd_ctx) * cx, int mr, int64_t b0, i
  * (+ x_t @ kernel when fused), GP gates per pass over k so that the
  * accumulators of MR_FWD rows fit in the registers, then its epilogue. mr is
  * a constant at every call site, so each call is specialised. */
+/* The weights of block j of a packed matrix of `rows` rows, pass of gate g0
+ * (pack_rows): in float, or (half, a constant at every call) in half precision. */
+#define LF_WBLK(cx, half, name, rows, j, g0) \
+    ((half) ? (const void *)((cx)->name##_h + ((j) * 4 * U + (g0) * U) * (rows)) \
+            : (const void *)((cx)->name##_packed + ((j) * 4 * U + (g0) * U) * (rows)))
 INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t, int64_t s,
-                         const REAL *cur, REAL *nxt) {
+                         const REAL *cur, REAL *nxt, const int half) {
     const lf_lstm_dims *d = cx->d;
     const int64_t T = d->T, I = d->I, H = d->H, Hp = cx->Hp;
     const int64_t w_row = GP * U;
-    const REAL *wr = cx->rk_packed + j * H * 4 * U;
-    const REAL *wk = cx->x ? cx->k_packed + j * I * 4 * U : NULL;
     FN(fwd_prefetch_xproj)(cx, mr, b0, j, t);
     V z[MR_FWD][4];
     if (mr <= 2 && GP < 4) {
         V acc[2][4]; /* its own array, not z: then it lives in registers */
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < 4; g++) acc[r][g] = (V){0};
-        if (cx->x)
-            FN(fwd_gemm4)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk, w_row, I * GP * U);
-        FN(fwd_gemm4)(acc, mr, cur + b0 * Hp, Hp, H, wr, w_row, H * GP * U);
+        const REAL *xa = cx->x ? cx->x + (b0 * T + t) * I : NULL, *ha = cur + b0 * Hp;
+        if (half) {
+            if (cx->x)
+                FN(fwd_gemm4_h)(acc, mr, xa, T * I, I, LF_WBLK(cx, 1, k, I, j, 0), w_row,
+                                I * GP * U);
+            FN(fwd_gemm4_h)(acc, mr, ha, Hp, H, LF_WBLK(cx, 1, rk, H, j, 0), w_row, H * GP * U);
+        } else {
+            if (cx->x)
+                FN(fwd_gemm4)(acc, mr, xa, T * I, I, LF_WBLK(cx, 0, k, I, j, 0), w_row,
+                              I * GP * U);
+            FN(fwd_gemm4)(acc, mr, ha, Hp, H, LF_WBLK(cx, 0, rk, H, j, 0), w_row, H * GP * U);
+        }
         for (int r = 0; r < mr; r++)
             for (int g = 0; g < 4; g++) z[r][g] = acc[r][g];
     } else {
@@ -439,10 +474,16 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
             V acc[MR_FWD][GP];
             for (int r = 0; r < mr; r++)
                 for (int q = 0; q < GP; q++) acc[r][q] = (V){0};
-            if (cx->x)
-                FN(fwd_gemm)(acc, mr, cx->x + (b0 * T + t) * I, T * I, I, wk + g0 * I * U,
-                             w_row, 0);
-            FN(fwd_gemm)(acc, mr, cur + b0 * Hp, Hp, H, wr + g0 * H * U, w_row, 0);
+            const REAL *xa = cx->x ? cx->x + (b0 * T + t) * I : NULL, *ha = cur + b0 * Hp;
+            if (half) {
+                if (cx->x)
+                    FN(fwd_gemm_h)(acc, mr, xa, T * I, I, LF_WBLK(cx, 1, k, I, j, g0), w_row, 0);
+                FN(fwd_gemm_h)(acc, mr, ha, Hp, H, LF_WBLK(cx, 1, rk, H, j, g0), w_row, 0);
+            } else {
+                if (cx->x)
+                    FN(fwd_gemm)(acc, mr, xa, T * I, I, LF_WBLK(cx, 0, k, I, j, g0), w_row, 0);
+                FN(fwd_gemm)(acc, mr, ha, Hp, H, LF_WBLK(cx, 0, rk, H, j, g0), w_row, 0);
+            }
             for (int r = 0; r < mr; r++)
                 for (int q = 0; q < GP; q++) z[r][g0 + q] = acc[r][q];
         }
@@ -462,19 +503,26 @@ INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_
  * would bind (4 cycles a step of k for 128 bytes of weights, where L2 gives
  * them in 2-4). Each element is summed in the same order as in any tile.
  * With GP < 4 a block's gates are in 4 / GP passes (pack_rows): at[g]. */
+#define LF_FWD_GEMM4X2(LOAD)                                                         \
+    int64_t at[4]; /* gate g's offset in a block's row (pack_rows) */                \
+    for (int g = 0; g < 4; g++) at[g] = g / GP * kdim * GP * U + g % GP * U;         \
+    for (int64_t k = 0; k < kdim; k++, w0 += GP * U, w1 += GP * U) {                 \
+        V x = FN(vbcast)(a[k]);                                                      \
+        for (int g = 0; g < 4; g++) acc[0][g] += x * LOAD(w0 + at[g]);               \
+        for (int g = 0; g < 4; g++) acc[1][g] += x * LOAD(w1 + at[g]);               \
+    }
 INLINE void FN(fwd_gemm4x2)(V acc[2][4], const REAL *a, int64_t kdim, const REAL *w0,
                             const REAL *w1) {
-    int64_t at[4]; /* gate g's offset in a block's row (pack_rows) */
-    for (int g = 0; g < 4; g++) at[g] = g / GP * kdim * GP * U + g % GP * U;
-    for (int64_t k = 0; k < kdim; k++, w0 += GP * U, w1 += GP * U) {
-        V x = FN(vbcast)(a[k]);
-        for (int g = 0; g < 4; g++) acc[0][g] += x * FN(vload)(w0 + at[g]);
-        for (int g = 0; g < 4; g++) acc[1][g] += x * FN(vload)(w1 + at[g]);
-    }
+    LF_FWD_GEMM4X2(FN(vload))
 }
+INLINE void FN(fwd_gemm4x2_h)(V acc[2][4], const REAL *a, int64_t kdim, const uint16_t *w0,
+                              const uint16_t *w1) {
+    LF_FWD_GEMM4X2(FN(vload_h))
+}
+#undef LF_FWD_GEMM4X2
 
 INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t, int64_t s,
-                              const REAL *cur, REAL *nxt) {
+                              const REAL *cur, REAL *nxt, const int half) {
     const lf_lstm_dims *d = cx->d;
     const int64_t T = d->T, I = d->I, H = d->H;
     V acc[2][4];
@@ -482,11 +530,19 @@ INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t
     FN(fwd_prefetch_xproj)(cx, 1, b0, j + 1, t);
     for (int n = 0; n < 2; n++)
         for (int g = 0; g < 4; g++) acc[n][g] = (V){0};
-    if (cx->x)
-        FN(fwd_gemm4x2)(acc, cx->x + (b0 * T + t) * I, I, cx->k_packed + j * I * 4 * U,
-                        cx->k_packed + (j + 1) * I * 4 * U);
-    FN(fwd_gemm4x2)(acc, cur + b0 * cx->Hp, H, cx->rk_packed + j * H * 4 * U,
-                    cx->rk_packed + (j + 1) * H * 4 * U);
+    const REAL *xa = cx->x ? cx->x + (b0 * T + t) * I : NULL, *ha = cur + b0 * cx->Hp;
+    if (half) {
+        if (cx->x)
+            FN(fwd_gemm4x2_h)(acc, xa, I, LF_WBLK(cx, 1, k, I, j, 0),
+                              LF_WBLK(cx, 1, k, I, j + 1, 0));
+        FN(fwd_gemm4x2_h)(acc, ha, H, LF_WBLK(cx, 1, rk, H, j, 0),
+                          LF_WBLK(cx, 1, rk, H, j + 1, 0));
+    } else {
+        if (cx->x)
+            FN(fwd_gemm4x2)(acc, xa, I, LF_WBLK(cx, 0, k, I, j, 0),
+                            LF_WBLK(cx, 0, k, I, j + 1, 0));
+        FN(fwd_gemm4x2)(acc, ha, H, LF_WBLK(cx, 0, rk, H, j, 0), LF_WBLK(cx, 0, rk, H, j + 1, 0));
+    }
     if (FN(fwd_active)(cx, b0, t))
         for (int n = 0; n < 2; n++) {
             const int64_t u0 = (j + n) * U, nu = H - u0 < U ? H - u0 : U;
@@ -540,6 +596,44 @@ static void FN(pack_task)(void *arg, int tid, int nth) {
 
 int64_t FN(lf_packed_len)(int64_t rows, int64_t H) { return (H + U - 1) / U * U * 4 * rows; }
 
+#if !LF_REAL_IS_DOUBLE
+/* The layout of pack_rows in half precision (lf_lstm_pack_half), element by
+ * element: packed once per model, not per call. */
+static void FN(pack_rows_half)(uint16_t *packed, const float *w, int64_t rows, int64_t H,
+                               int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
+        for (int64_t k = 0; k < rows; k++)
+            for (int g = 0; g < 4; g++) {
+                uint16_t *o = packed + ((j * 4 + g / GP * GP) * rows + k * GP + g % GP) * U;
+                for (int64_t u = 0; u < U; u++)
+                    o[u] = u < nu ? lf_float_to_half(w[k * 4 * H + g * H + u0 + u]) : 0;
+            }
+    }
+}
+
+typedef struct {
+    uint16_t *packed;
+    const float *w;
+    int64_t rows, H, nblk;
+} FN(pack_half_ctx);
+
+static void FN(pack_half_task)(void *arg, int tid, int nth) {
+    FN(pack_half_ctx) *p = arg;
+    FN(pack_rows_half)(p->packed, p->w, p->rows, p->H, p->nblk * tid / nth,
+                       p->nblk * (tid + 1) / nth);
+}
+
+int FN(lf_pack_half)(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads) {
+    FN(pack_half_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H,
+                           .nblk = (H + U - 1) / U};
+    int nth = n_threads < 1 ? 1 : n_threads;
+    if ((double)rows * (double)H < 65536.0) nth = 1;
+    lf_parallel_run(FN(pack_half_task), &p, NULL, nth, 64.0 * (double)rows * (double)H);
+    return LF_OK;
+}
+#endif
+
 int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads) {
     FN(pack_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H, .nblk = (H + U - 1) / U};
     int nth = n_threads < 1 ? 1 : n_threads;
@@ -591,6 +685,34 @@ static void FN(fwd_init_state)(FN(fwd_ctx) * cx, int64_t r0, int64_t r1, int64_t
             }
 }
 
+/* The tiles of time step s, rows r0..r1, blocks j0..j1 (half: a constant). */
+INLINE void FN(fwd_step_tiles)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t r0, int64_t r1,
+                               int64_t s, int64_t t, int reverse, const REAL *cur, REAL *nxt,
+                               const int half) {
+    if (cx->d->B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be
+                                    * single (row 0 = r0..r1: rows are split only
+                                    * from 2 * MR_FWD) */
+        const int64_t n_pairs = (j1 - j0 + 1) / 2;
+        for (int64_t p = 0; p < n_pairs; p++) {
+            const int64_t j = j0 + 2 * (reverse ? n_pairs - 1 - p : p);
+            if (j1 - j >= 2)
+                FN(fwd_tile_pair)(cx, 0, j, t, s, cur, nxt, half);
+            else
+                FN(fwd_tile)(cx, 1, 0, j, t, s, cur, nxt, half);
+        }
+    } else {
+        for (int64_t jj = j0; jj < j1; jj++) {
+            const int64_t j = reverse ? j1 - 1 - (jj - j0) : jj;
+            int64_t b0 = r0;
+            for (; b0 + MR_FWD <= r1; b0 += MR_FWD)
+                FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt, half);
+#define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt, half)
+            LF_REMAINDER_ROWS(r1 - b0, LF_FWD_TILE)
+#undef LF_FWD_TILE
+        }
+    }
+}
+
 /* Time step s of rows r0..r1 and blocks j0..j1. */
 static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t r0, int64_t r1,
                                int64_t s, int reverse) {
@@ -606,26 +728,12 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
             for (int64_t v = v0; v < v1; v += U)
                 FN(vstore_n)(cx->hprev + (b * T + t) * H + v, FN(vload)(cur + b * Hp + v),
                              v1 - v < U ? v1 - v : U);
-    if (B == 1 && GP < 4) { /* pairs of blocks; the last of the layer may be single
-                             * (row 0 = r0..r1: rows are split only from 2 * MR_FWD) */
-        const int64_t n_pairs = (j1 - j0 + 1) / 2;
-        for (int64_t p = 0; p < n_pairs; p++) {
-            const int64_t j = j0 + 2 * (reverse ? n_pairs - 1 - p : p);
-            if (j1 - j >= 2)
-                FN(fwd_tile_pair)(cx, 0, j, t, s, cur, nxt);
-            else
-                FN(fwd_tile)(cx, 1, 0, j, t, s, cur, nxt);
-        }
-    } else {
-        for (int64_t jj = j0; jj < j1; jj++) {
-            const int64_t j = reverse ? j1 - 1 - (jj - j0) : jj;
-            int64_t b0 = r0;
-            for (; b0 + MR_FWD <= r1; b0 += MR_FWD) FN(fwd_tile)(cx, MR_FWD, b0, j, t, s, cur, nxt);
-#define LF_FWD_TILE(mr) FN(fwd_tile)(cx, mr, b0, j, t, s, cur, nxt)
-            LF_REMAINDER_ROWS(r1 - b0, LF_FWD_TILE)
-#undef LF_FWD_TILE
-        }
-    }
+#if !LF_REAL_IS_DOUBLE /* half-precision weights are for float32 only (lf_lstm_forward_*) */
+    if (cx->rk_h)
+        FN(fwd_step_tiles)(cx, j0, j1, r0, r1, s, t, reverse, cur, nxt, 1);
+    else
+#endif
+        FN(fwd_step_tiles)(cx, j0, j1, r0, r1, s, t, reverse, cur, nxt, 0);
     if (s == T - 1) /* the chunk's final state */
         for (int64_t b = r0; b < r1; b++)
             for (int64_t v = v0; v < v1; v++) {
@@ -694,15 +802,18 @@ static void FN(fwd_rows_task)(void *arg, int tid, int nth) {
 int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL *hprev,
                    const REAL *xproj, const REAL *x, const REAL *kernel, const REAL *rk,
                    const REAL *bias, const REAL *h0, const REAL *c0, const REAL *k_packed,
-                   const REAL *rk_packed, const lf_lstm_dims *d, int n_threads) {
+                   const REAL *rk_packed, const uint16_t *k_half, const uint16_t *rk_half,
+                   const lf_lstm_dims *d, int n_threads) {
     FN(fwd_ctx) cx = {.d = d, .y = y, .h_T = h_T, .c_T = c_T, .gates = gates, .cell = cell,
                       .hprev = hprev, .xproj = xproj, .x = xproj ? NULL : x,
                       .kernel = kernel, .rk = rk, .bias = bias, .h0 = h0, .c0 = c0,
-                      .rk_packed = rk_packed, .k_packed = k_packed};
+                      .rk_packed = rk_half ? NULL : rk_packed,
+                      .k_packed = rk_half ? NULL : k_packed, .rk_h = rk_half,
+                      .k_h = rk_half ? k_half : NULL};
     cx.nblk = (d->H + U - 1) / U;
     cx.Hp = cx.nblk * U;
     cx.prefetch_out = (double)d->B * (double)d->T * (double)d->H * sizeof(REAL) > 512.0 * 1024;
-    const int pack_k = cx.x && !k_packed, pack_rk = !rk_packed;
+    const int pack_k = cx.x && !cx.k_packed && !cx.k_h, pack_rk = !cx.rk_packed && !cx.rk_h;
     const int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
     const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     size_t n_pack, n_h;

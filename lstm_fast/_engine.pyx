@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport getenv
 
 from .reference import LSTMGradients
@@ -50,18 +50,22 @@ cdef extern from "lstm_cython.h" nogil:
                             const float *kernel, const float *recurrent_kernel,
                             const float *bias, const float *h0, const float *c0,
                             const float *k_packed, const float *rk_packed,
+                            const uint16_t *k_half, const uint16_t *rk_half,
                             const lf_lstm_dims *d, int n_threads)
     int lf_lstm_forward_f64(double *y, double *h_T, double *c_T, double *gates, double *cell,
                             double *hprev, const double *xproj, const double *x,
                             const double *kernel, const double *recurrent_kernel,
                             const double *bias, const double *h0, const double *c0,
                             const double *k_packed, const double *rk_packed,
+                            const uint16_t *k_half, const uint16_t *rk_half,
                             const lf_lstm_dims *d, int n_threads)
     int64_t lf_lstm_packed_len_f32(int64_t rows, int64_t H)
     int64_t lf_lstm_packed_len_f64(int64_t rows, int64_t H)
     int lf_lstm_pack_f32(float *packed, const float *w, int64_t rows, int64_t H, int n_threads)
     int lf_lstm_pack_f64(double *packed, const double *w, int64_t rows, int64_t H,
                          int n_threads)
+    int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H,
+                          int n_threads)
     int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy,
                              const float *dh_T, const float *dc_T, const float *gates,
                              const float *cell, const float *c0, const float *recurrent_kernel,
@@ -500,12 +504,28 @@ class PackedWeights:
     The packed copy does not follow later changes of the arrays: pack again
     after changing the weights. It is also tied to the ISA path in use when it
     was made (the block width differs); a call on another path raises.
+
+    ``weights_dtype="float16"`` (float32 weights, inference only) stores the
+    copies the time loop reads, recurrent_kernel and the per-step kernel, in
+    IEEE half precision: each is widened to float32 as it is loaded and all
+    arithmetic stays float32, so the results are those of float32 arithmetic
+    on both weights rounded to half precision (relative rounding <= 2**-11
+    per weight). At batch size 1 a step's time is the time to read those
+    weights: half the bytes (see the README's Performance section for what it
+    gives). x @ kernel over whole sequences (``kernel_gemm``) reads float32
+    panels of the rounded kernel: that product is bound by arithmetic, not by
+    reading.
     """
 
-    def __init__(self, kernel, recurrent_kernel, n_threads=None):
+    def __init__(self, kernel, recurrent_kernel, n_threads=None, weights_dtype=None):
         kernel, recurrent_kernel, _, dtype, I, H = _check_weights(kernel, recurrent_kernel, None)
         cdef int nth = _resolve_threads(n_threads)
+        wdtype = _check_weights_dtype(weights_dtype, dtype)
+        if wdtype == np.float16:
+            _check_half_range(kernel, "kernel")
+            _check_half_range(recurrent_kernel, "recurrent_kernel")
         self.dtype = dtype
+        self.weights_dtype = wdtype
         self.input_dim = I
         self.units = H
         self.isa = get_isa()
@@ -513,12 +533,15 @@ class PackedWeights:
         cdef bint f32 = dtype == np.float32
         n_k = lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)
         n_r = lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)
-        self.kernel = _empty((n_k,), dtype)
-        self.recurrent_kernel = _empty((n_r,), dtype)
+        self.kernel = _empty((n_k,), wdtype)
+        self.recurrent_kernel = _empty((n_r,), wdtype)
         cdef int rc = LF_OK
         for packed, w, rows in ((self.kernel, kernel, I), (self.recurrent_kernel,
                                                            recurrent_kernel, H)):
-            if f32:
+            if wdtype == np.float16:
+                rc = lf_lstm_pack_half(<uint16_t *>_ptr(packed), <const float *>_ptr(w), rows, H,
+                                       nth)
+            elif f32:
                 rc = lf_lstm_pack_f32(<float *>_ptr(packed), <const float *>_ptr(w), rows, H, nth)
             else:
                 rc = lf_lstm_pack_f64(<double *>_ptr(packed), <const double *>_ptr(w), rows, H,
@@ -528,6 +551,11 @@ class PackedWeights:
         if I > FUSE_MAX_INPUT:
             n_g = lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H)
             self.kernel_gemm = _empty((n_g,), dtype)
+            if wdtype == np.float16:
+                # float32 panels (the GEMM is bound by arithmetic) of the kernel
+                # rounded to half precision, as the step reads it: a sequence
+                # and its steps one by one give the same numbers
+                kernel = kernel.astype(np.float16).astype(np.float32)
             if f32:
                 rc = lf_gemm_pack_f32(<float *>_ptr(self.kernel_gemm),
                                       <const float *>_ptr(kernel), I, 4 * H, 4 * H)
@@ -537,17 +565,52 @@ class PackedWeights:
             _raise_for(rc, "weight packing")
 
     def __repr__(self):
+        half = ", weights_dtype=float16" if self.weights_dtype != self.dtype else ""
         return (f"PackedWeights(input_dim={self.input_dim}, units={self.units}, "
-                f"dtype={self.dtype.name}, isa={self.isa!r})")
+                f"dtype={self.dtype.name}{half}, isa={self.isa!r})")
 
 
-def pack_weights(kernel, recurrent_kernel, n_threads=None):
+cdef object _check_weights_dtype(object weights_dtype, object dtype):
+    if weights_dtype is None:
+        return dtype
+    try:
+        w = np.dtype(weights_dtype)
+    except TypeError:
+        w = None
+    if w is None or w not in (dtype, np.float16):
+        raise ValueError(
+            f"Expected weights_dtype to be None, {np.dtype(dtype).name!r} or 'float16'. "
+            f"Received: weights_dtype={weights_dtype!r}")
+    if w == np.float16 and dtype != np.float32:
+        raise ValueError(
+            f"Expected float32 weights for weights_dtype='float16'. Received: weights of "
+            f"dtype {np.dtype(dtype).name}")
+    return w
+
+
+cdef object _check_half_range(object w, str name):
+    """Refuse finite weights that half precision would turn into infinities
+    (|w| >= 65520; up to that they round to at most 65504, half's largest)."""
+    finite = np.abs(w[np.isfinite(w)])
+    if finite.size and float(finite.max()) >= 65520.0:
+        raise ValueError(
+            f"Expected every finite {name} value to round to a finite half-precision number "
+            f"(|w| < 65520) for weights_dtype='float16'. Received: max |{name}| = "
+            f"{float(finite.max()):g}")
+
+
+def pack_weights(kernel, recurrent_kernel, n_threads=None, *, weights_dtype=None):
     """Pack kernel (I, 4H) and recurrent_kernel (H, 4H) once for many forward calls.
+
+    Args:
+        weights_dtype: None (the weights' own dtype) or ``"float16"``: the
+            time loop then reads half-precision copies of the weights (float32
+            weights, inference only; see `PackedWeights`).
 
     Returns:
         A `PackedWeights` to pass as ``packed=`` to `lstm_forward` or `lstm_step`.
     """
-    return PackedWeights(kernel, recurrent_kernel, n_threads)
+    return PackedWeights(kernel, recurrent_kernel, n_threads, weights_dtype)
 
 
 cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t H):
@@ -571,19 +634,26 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
             f"them again). Received: layout={getattr(packed, 'layout', None)!r}")
     # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
     cdef bint f32 = dtype == np.float32
+    wdtype = getattr(packed, "weights_dtype", None)
+    if wdtype not in (dtype, np.float16) or (wdtype == np.float16 and not f32):
+        raise ValueError(
+            f"Expected packed.weights_dtype to be {np.dtype(dtype).name} or float16 (with "
+            f"float32). Received: weights_dtype={wdtype!r}")
     expected = [
-        ("kernel", lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)),
-        ("recurrent_kernel", lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)),
+        ("kernel", wdtype,
+         lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)),
+        ("recurrent_kernel", wdtype,
+         lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H)),
     ]
     if I > FUSE_MAX_INPUT:  # the kernel in the GEMM's panels too
-        expected.append(("kernel_gemm", lf_gemm_packed_len_f32(I, 4 * H) if f32
+        expected.append(("kernel_gemm", dtype, lf_gemm_packed_len_f32(I, 4 * H) if f32
                          else lf_gemm_packed_len_f64(I, 4 * H)))
-    for name, n in expected:
+    for name, adtype, n in expected:
         a = getattr(packed, name, None)
-        if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (n,)
+        if (not isinstance(a, np.ndarray) or a.dtype != adtype or a.shape != (n,)
                 or not a.flags.c_contiguous):
             raise ValueError(
-                f"Expected packed.{name} to be the C-contiguous {np.dtype(dtype).name} array of "
+                f"Expected packed.{name} to be the C-contiguous {np.dtype(adtype).name} array of "
                 f"shape ({n},) made by pack_weights. Received: {type(a).__name__} "
                 f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
     return packed
@@ -677,6 +747,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef object lens = _check_lengths(lengths, B, T)
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
+    cdef bint half = packed is not None and packed.weights_dtype != dtype
+    if half and training:
+        raise ValueError(
+            "Expected packed weights of the weights' own dtype for training=True (half-precision "
+            f"copies are for inference). Received: {packed!r}")
 
     # xproj = x @ kernel for all B*T rows at once: the non-sequential GEMM, on
     # the engine's threads. With few input features it is fused into the time
@@ -719,6 +794,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef void *pc0 = _ptr(c0)
     cdef void *pkp = NULL if packed is None or not fused else _ptr(packed.kernel)
     cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
+    cdef void *pkh = NULL
+    cdef void *prkh = NULL
+    if half:  # the same arrays, in half precision
+        pkh, prkh, pkp, prkp = pkp, prkp, NULL, NULL
     cdef int rc
     cdef bint f32 = dtype == np.float32
     with nogil:
@@ -727,14 +806,16 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
                                      <float *>pcell, <float *>phprev, <const float *>pxp,
                                      <const float *>px, <const float *>pk, <const float *>prk,
                                      <const float *>pb, <const float *>ph0, <const float *>pc0,
-                                     <const float *>pkp, <const float *>prkp, &d, nth)
+                                     <const float *>pkp, <const float *>prkp,
+                                     <const uint16_t *>pkh, <const uint16_t *>prkh, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>py, <double *>ph, <double *>pc, <double *>pg,
                                      <double *>pcell, <double *>phprev, <const double *>pxp,
                                      <const double *>px, <const double *>pk,
                                      <const double *>prk, <const double *>pb,
                                      <const double *>ph0, <const double *>pc0,
-                                     <const double *>pkp, <const double *>prkp, &d, nth)
+                                     <const double *>pkp, <const double *>prkp, NULL, NULL, &d,
+                                     nth)
     _raise_for(rc, "LSTM forward")
 
     cache = None
@@ -786,6 +867,10 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     cdef void *pc0 = _ptr(c)
     cdef void *pkp = NULL if packed is None else _ptr(packed.kernel)
     cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
+    cdef void *pkh = NULL
+    cdef void *prkh = NULL
+    if packed is not None and packed.weights_dtype != dtype:  # half-precision copies
+        pkh, prkh, pkp, prkp = pkp, prkp, NULL, NULL
     cdef int rc
     cdef bint f32 = dtype == np.float32
     # x_t @ kernel is fused into the step (no separate GEMM call); y and h_T
@@ -796,13 +881,15 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
                                      NULL, <const float *>px, <const float *>pk,
                                      <const float *>prk, <const float *>pb,
                                      <const float *>ph0, <const float *>pc0,
-                                     <const float *>pkp, <const float *>prkp, &d, nth)
+                                     <const float *>pkp, <const float *>prkp,
+                                     <const uint16_t *>pkh, <const uint16_t *>prkh, &d, nth)
         else:
             rc = lf_lstm_forward_f64(<double *>ph, <double *>ph, <double *>pc, NULL, NULL,
                                      NULL, NULL, <const double *>px, <const double *>pk,
                                      <const double *>prk, <const double *>pb,
                                      <const double *>ph0, <const double *>pc0,
-                                     <const double *>pkp, <const double *>prkp, &d, nth)
+                                     <const double *>pkp, <const double *>prkp, NULL, NULL,
+                                     &d, nth)
     _raise_for(rc, "LSTM step")
     return h_new, c_new
 

@@ -1165,7 +1165,7 @@ class Sequential:
         logs = self._evaluate_arrays(x, y, sw, max(len(x), 1))
         return self._format_logs(logs, return_dict)
 
-    def stream(self, batch_size=1):
+    def stream(self, batch_size=1, weights_dtype=None):
         """A `lstm_fast.streaming.Stream`: this model fed one time step (`step`)
         or a chunk of steps (`steps`) per call.
 
@@ -1178,6 +1178,10 @@ class Sequential:
 
         Args:
             batch_size: number of independent sequences advanced together.
+            weights_dtype: None, or ``"float16"`` to read half-precision
+                copies of the LSTM weights (float32 models; faster at batch
+                size 1, the outputs those of the weights rounded to half
+                precision; see `lstm_fast.streaming.Stream`).
 
         Example:
             >>> stream = model.stream()
@@ -1187,7 +1191,7 @@ class Sequential:
         """
         from .streaming import Stream
 
-        return Stream(self, batch_size=batch_size)
+        return Stream(self, batch_size=batch_size, weights_dtype=weights_dtype)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch (no batching, no callbacks).
