@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-NAMES = ["lstm_fast", "torch", "tensorflow", "onnxruntime", "reference"]
+NAMES = ["lstm_fast", "torch", "tensorflow", "onnxruntime", "lstm_fast_f16", "reference"]
 
 
 class Missing(Exception):
@@ -46,6 +46,7 @@ def create(name, n_threads):
     """Import the contender's library and set its threads; ImportError when missing."""
     classes = {
         "lstm_fast": LstmFast,
+        "lstm_fast_f16": LstmFastHalf,
         "reference": Reference,
         "torch": Torch,
         "tensorflow": TensorFlow,
@@ -111,6 +112,37 @@ class LstmFast:
             forward=lambda *a, **kw: ops.lstm_forward(*a, n_threads=n, **extra, **kw),
             backward=lambda *a, **kw: ops.lstm_backward(*a, n_threads=n, **kw),
             step=lambda *a: ops.lstm_step(*a, n_threads=n, **extra),
+            accumulate=True,
+        )
+
+
+class LstmFastHalf(LstmFast):
+    """lstm_fast on half-precision copies of the weights (pack_weights(...,
+    weights_dtype="float16")): another precision, its own column, checked
+    against the reference on the weights rounded to half precision."""
+
+    name = "lstm_fast_f16"
+
+    def versions(self):
+        info = super().versions()
+        info["inference_weights"] = "packed once in float16 (weights_dtype='float16')"
+        return info
+
+    def setup(self, row, data):
+        if row["kind"] not in ("infer", "step"):
+            raise NotApplicable("half-precision weights are for inference")
+        if data["kernel"].dtype != np.float32:
+            raise NotApplicable("half-precision weights are for float32 models")
+        ops, n = self.ops, self.n_threads
+        packed = ops.pack_weights(
+            data["kernel"], data["recurrent_kernel"], n_threads=n, weights_dtype="float16"
+        )
+        return _functional_case(
+            row,
+            data,
+            forward=lambda *a, **kw: ops.lstm_forward(*a, n_threads=n, packed=packed, **kw),
+            backward=None,
+            step=lambda *a: ops.lstm_step(*a, n_threads=n, packed=packed),
             accumulate=True,
         )
 

@@ -161,11 +161,15 @@ def compare(got, want, tol):
     return {"pass": ok, "tol": tol, "rule": "max|a-b| <= tol * max(1, max|b|)", "arrays": errors}
 
 
-def reference_check(row, data):
-    """What lstm_fast must give: the NumPy reference, computed in float64."""
+def reference_check(row, data, half=False):
+    """What lstm_fast must give: the NumPy reference, computed in float64 (with
+    half: on the weights rounded to half precision, lstm_fast_f16's oracle)."""
     from lstm_fast import reference
 
     f64 = {k: np.asarray(v, np.float64) for k, v in data.items()}
+    if half:
+        for k in ("kernel", "recurrent_kernel"):
+            f64[k] = np.asarray(data[k], np.float16).astype(np.float64)
     K, R, b = f64["kernel"], f64["recurrent_kernel"], f64["bias"]
     if row["kind"] == "train":
         y, _, _, cache = reference.lstm_forward(f64["x"], K, R, b, training=True)
@@ -253,6 +257,11 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             if results[lab]["contender"] == "lstm_fast":
                 results[lab]["check"] = dict(
                     compare(checks[lab], want, tol), against="reference (float64)"
+                )
+            elif results[lab]["contender"] == "lstm_fast_f16":
+                results[lab]["check"] = dict(
+                    compare(checks[lab], reference_check(row, data, half=True), tol),
+                    against="reference, fp16 weights",
                 )
     for lab in checks:
         if "check" not in results[lab]:
@@ -573,6 +582,35 @@ def detail_lines(result, names):
     return header, lines
 
 
+def half_lines(result, names):
+    """lstm_fast_f16 (half-precision weights) against lstm_fast and the others:
+    each cell that contender's p50 / lstm_fast_f16's."""
+    others = [c for c in names if c not in ("lstm_fast_f16", "reference")]
+    header = ["row", "lstm_fast_f16 p50", *(f"vs {c}" for c in others)]
+    lines = []
+    for row in result["rows"]:
+        threads = max(row["threads"])
+        half = row["results"].get(label("lstm_fast_f16", threads, row), {})
+        if half.get("status") != "ok":
+            continue
+        cells = [row["id"], fmt_time(half["median_ms"])]
+        for c in others:
+            e = row["results"].get(label(c, threads, row), {})
+            cells.append(
+                f"{e['median_ms'] / half['median_ms']:.2f}x" if e.get("status") == "ok" else "-"
+            )
+        lines.append(cells)
+    return header, lines
+
+
+HALF_TEXT = (
+    "lstm_fast_f16 reads half-precision copies of the weights in its time loop (float32 "
+    "arithmetic; checked against the reference on the weights rounded to half precision), "
+    "a different precision from every other column. Each cell: that contender's p50 (median) "
+    "over lstm_fast_f16's, so the 'vs lstm_fast' column is what the half-precision copies gain."
+)
+
+
 def scaling_lines(result):
     header = ["row", "contender", "1 thread", "all threads", "speedup from threads"]
     lines = []
@@ -694,6 +732,9 @@ def write_markdown(path, result, names):
         md_table(header, tl),
         "",
     ]
+    header, hl = half_lines(result, names)
+    if hl:
+        lines += ["## Half-precision weights", "", HALF_TEXT, "", md_table(header, hl), ""]
     header, sl = scaling_lines(result)
     if sl:
         lines += ["## Thread scaling", "", md_table(header, sl), ""]

@@ -13,7 +13,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(REPO, "bench", "run.py")
-CONTENDERS = ["lstm_fast", "torch", "tensorflow", "onnxruntime", "reference"]
+CONTENDERS = ["lstm_fast", "torch", "tensorflow", "onnxruntime", "lstm_fast_f16", "reference"]
 MODULES = {"torch": "torch", "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
 STATUSES = {"ok", "missing", "n/a", "error"}
 
@@ -76,6 +76,18 @@ def test_bench_quick(tmp_path):
             assert lstm_fast["check"]["against"] == "reference (float64)"
         if row["kind"] == "train":
             assert "rss_peak_mib" in lstm_fast
+        # half-precision weights: inference rows only, checked against their own oracle
+        half = row["results"].get(
+            f"lstm_fast_f16@{max(row['threads'])}" if len(row["threads"]) > 1 else "lstm_fast_f16"
+        )
+        if "lstm_fast_f16" not in row.get("only", ["lstm_fast_f16"]):  # lstm_fast's own rows
+            assert half is None
+        elif row["kind"] in ("infer", "step"):
+            assert half["status"] == "ok", half
+            assert half["check"]["against"] == "reference, fp16 weights"
+        else:
+            assert half["status"] == "n/a", half
+    assert "## Half-precision weights" in md
     # latency and streaming rows: p50 / p99 of steady calls, each turn's first call
     # apart, and fixed work sized to lstm_fast's call beside them (the machine's spread)
     assert "## Timing noise" in md
