@@ -7,6 +7,7 @@
 #include "lstm_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <xmmintrin.h>
 #define LF_X86 1
 #else
@@ -57,14 +58,29 @@ int lf_isa_supported(int isa) {
     case LF_ISA_GENERIC: return 1;
 #if LF_X86
     case LF_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c"); /* every AVX2 CPU has it */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case LF_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                lf_isa_supported(LF_ISA_AVX2);
 #endif
     default: return 0;
     }
+}
+
+/* F16C (vcvtph2ps, what the AVX2 kernels widen half-precision weights with):
+ * CPUID leaf 1, ECX bit 29. Asked of CPUID itself: not every compiler's
+ * __builtin_cpu_supports knows the name. */
+static int has_f16c(void) {
+#if LF_X86 && (defined(__GNUC__) || defined(__clang__))
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+#else
+    return 0;
+#endif
+}
+
+int lf_half_supported(void) {
+    return lf_get_isa() != LF_ISA_AVX2 || has_f16c();
 }
 
 int lf_get_isa(void) {
@@ -121,7 +137,8 @@ static int dims_ok(const lf_lstm_dims *d) {
         if (!((gates && cell && hprev) || (!gates && !cell && !hprev))) return LF_EINVAL;      \
         /* half-precision weights: float32 inference, both loop weights given */              \
         if ((k_half && !rk_half) ||                                                            \
-            (rk_half && (sizeof(REAL) != sizeof(float) || gates || (!xproj && !k_half))))      \
+            (rk_half && (sizeof(REAL) != sizeof(float) || gates || (!xproj && !k_half) ||      \
+                         !lf_half_supported())))                                               \
             return LF_EINVAL;                                                                  \
         LF_DISPATCH(forward, type, y, h_T, c_T, gates, cell, hprev, xproj, x, kernel, rk, bias, \
                     h0, c0, k_packed, rk_packed, k_half, rk_half, d, n_threads)                \
@@ -184,7 +201,7 @@ LF_DEFINE_ENTRY(f32, float)
 LF_DEFINE_ENTRY(f64, double)
 
 int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads) {
-    if (!packed || !w || rows < 0 || H < 1) return LF_EINVAL;
+    if (!packed || !w || rows < 0 || H < 1 || !lf_half_supported()) return LF_EINVAL;
     LF_DISPATCH(pack_half, f32, packed, w, rows, H, n_threads)
 }
 

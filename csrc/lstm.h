@@ -52,9 +52,10 @@ typedef struct {
  * k_half, rk_half: float32 only, inference only: the same two in half
  *   precision (lf_lstm_pack_half), or NULL. With rk_half the loop reads the
  *   weights from these (each converted to float32 as it is loaded; all
- *   arithmetic stays float32) and rk_packed is ignored; k_half is then
- *   required when the loop reads kernel (xproj == NULL). The results are
- *   those of float32 weights rounded to half precision.
+ *   arithmetic stays float32) and k_packed, rk_packed are ignored; k_half is
+ *   then required when the loop reads kernel (xproj == NULL). The results
+ *   are those of float32 weights rounded to half precision. LF_EINVAL where
+ *   lf_half_supported() is 0.
  * Outputs: y (B,T,H) or (B,H); h_T, c_T (B,H) (may be NULL; h_T may be y).
  * Training cache (all NULL in inference mode, or all set):
  *   gates (B,T,G) activations i,f,g,o (zeros where masked),
@@ -87,6 +88,9 @@ int lf_lstm_pack_f32(float *packed, const float *w, int64_t rows, int64_t H, int
  * reading bounds the step. Values beyond half's range become infinities:
  * the caller checks the range. */
 int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads);
+/* 1 if the current ISA path runs half-precision weights: all but AVX2 on a
+ * CPU without F16C (none is known; a virtual machine may hide it). */
+int lf_half_supported(void);
 int lf_lstm_pack_f64(double *packed, const double *w, int64_t rows, int64_t H, int n_threads);
 
 /* Backward through the time loop: the gate gradients dZ of every step.

@@ -66,6 +66,7 @@ cdef extern from "lstm_cython.h" nogil:
                          int n_threads)
     int lf_lstm_pack_half(uint16_t *packed, const float *w, int64_t rows, int64_t H,
                           int n_threads)
+    int lf_half_supported()
     int lf_lstm_backward_f32(float *dz, float *dh0, float *dc0, const float *dy,
                              const float *dh_T, const float *dc_T, const float *gates,
                              const float *cell, const float *c0, const float *recurrent_kernel,
@@ -509,12 +510,14 @@ class PackedWeights:
     copies the time loop reads, recurrent_kernel and the per-step kernel, in
     IEEE half precision: each is widened to float32 as it is loaded and all
     arithmetic stays float32, so the results are those of float32 arithmetic
-    on both weights rounded to half precision (relative rounding <= 2**-11
-    per weight). At batch size 1 a step's time is the time to read those
-    weights: half the bytes (see the README's Performance section for what it
-    gives). x @ kernel over whole sequences (``kernel_gemm``) reads float32
-    panels of the rounded kernel: that product is bound by arithmetic, not by
-    reading.
+    on both weights rounded to half precision, bit for bit (rounding at most
+    2**-11 relative for |w| >= 2**-14, 2**-25 absolute below). At batch size 1
+    a step's time is the time to read those weights: half the bytes (see the
+    README's Performance section for what it gives) on the AVX2 and AVX-512
+    paths, which widen them in one instruction; the generic path converts in
+    software, slower than float32. x @ kernel over whole sequences
+    (``kernel_gemm``) reads float32 panels of the rounded kernel: that product
+    is bound by arithmetic, not by reading.
     """
 
     def __init__(self, kernel, recurrent_kernel, n_threads=None, weights_dtype=None):
@@ -522,6 +525,11 @@ class PackedWeights:
         cdef int nth = _resolve_threads(n_threads)
         wdtype = _check_weights_dtype(weights_dtype, dtype)
         if wdtype == np.float16:
+            if not lf_half_supported():
+                raise RuntimeError(
+                    f"Expected a CPU with F16C for half-precision weights on the "
+                    f"{get_isa()!r} path. Received: a CPU that does not report it "
+                    f"(ops.set_isa('generic') converts them in software, slower)")
             _check_half_range(kernel, "kernel")
             _check_half_range(recurrent_kernel, "recurrent_kernel")
         self.dtype = dtype
@@ -554,7 +562,7 @@ class PackedWeights:
             if wdtype == np.float16:
                 # float32 panels (the GEMM is bound by arithmetic) of the kernel
                 # rounded to half precision, as the step reads it: a sequence
-                # and its steps one by one give the same numbers
+                # and its steps one by one compute with the same weights
                 kernel = kernel.astype(np.float16).astype(np.float32)
             if f32:
                 rc = lf_gemm_pack_f32(<float *>_ptr(self.kernel_gemm),
@@ -575,7 +583,7 @@ cdef object _check_weights_dtype(object weights_dtype, object dtype):
         return dtype
     try:
         w = np.dtype(weights_dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         w = None
     if w is None or w not in (dtype, np.float16):
         raise ValueError(
@@ -634,7 +642,7 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
             f"them again). Received: layout={getattr(packed, 'layout', None)!r}")
     # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
     cdef bint f32 = dtype == np.float32
-    wdtype = getattr(packed, "weights_dtype", None)
+    wdtype = getattr(packed, "weights_dtype", packed.dtype)  # (pickled before it existed)
     if wdtype not in (dtype, np.float16) or (wdtype == np.float16 and not f32):
         raise ValueError(
             f"Expected packed.weights_dtype to be {np.dtype(dtype).name} or float16 (with "

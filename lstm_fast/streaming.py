@@ -91,9 +91,10 @@ class Stream:
             layers read half-precision copies of their weights, widened to
             float32 as they are loaded, all arithmetic float32. The outputs
             are those of the model with its LSTM weights rounded to half
-            precision (a relative change of at most 2**-11 per weight); at
-            batch size 1, where reading the weights bounds a step, it is
-            faster (README, Performance). Dense layers keep their weights.
+            precision (at most 2**-11 relative, 2**-25 absolute for |w| <
+            2**-14); at batch size 1, where reading the weights bounds a
+            step, it is faster on the AVX2 / AVX-512 paths (README,
+            Performance). Dense layers keep their weights.
 
     Example:
 
@@ -124,7 +125,8 @@ class Stream:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(
-                f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}")
+                f"Expected batch_size to be a positive integer. "
+                f"Received: batch_size={batch_size!r}")
         self.batch_size = int(batch_size)
         self._steps = []
         self._lstms = []

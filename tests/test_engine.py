@@ -65,7 +65,7 @@ def as64(p):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dI%dH%d" % s)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
 @pytest.mark.parametrize("option", list(OPTIONS))
 def test_forward_and_backward_match_reference(isa, dtype, shape, option):
     opts = dict(OPTIONS[option])

@@ -115,6 +115,9 @@ def test_streaming_equals_full_sequence(tmp_path):
         < 1e-5
     )
     assert number_after("max abs difference:", out) < 1e-5
+    half = "model.stream(weights_dtype='float16'): max abs difference to the full sequence ="
+    assert 0 < number_after(half, out) < 1e-2  # the rounding shows, and stays small
+    assert number_after("to the model with rounded weights =", out) < 1e-5
     assert number_after("model", out.split("denoising RMSE:")[1]) < number_after(
         "input", out.split("denoising RMSE:")[1]
     )

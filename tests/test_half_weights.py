@@ -81,7 +81,7 @@ def test_nan_weights_stay_nan(isa):
     assert np.isnan(y).any()
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dI%dH%d" % s)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
 @pytest.mark.parametrize("opts", [dict(), dict(go_backwards=True, return_sequences=False)],
                          ids=["plain", "back-last"])
 def test_forward_matches_reference_on_rounded_weights(isa, shape, opts):
@@ -96,7 +96,38 @@ def test_forward_matches_reference_on_rounded_weights(isa, shape, opts):
     assert np.abs(y32 - y).max() > 1e-6
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B%dT%dI%dH%d" % s)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
+def test_bit_for_bit_the_float32_engine_on_rounded_weights(isa, shape):
+    # the same kernels in the same order on the same values: only the loads differ
+    p = problem(*shape, seed=4)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"], weights_dtype="float16")
+    q = dict(p, kernel=rounded(p["kernel"]), recurrent_kernel=rounded(p["recurrent_kernel"]))
+    full = ops.pack_weights(q["kernel"], q["recurrent_kernel"])
+    for opts in (dict(), dict(go_backwards=True, return_sequences=False)):
+        a = ops.lstm_forward(**p, **opts, packed=packed)
+        b = ops.lstm_forward(**q, **opts, packed=full)
+        for u, v in zip(a[:3], b[:3]):
+            np.testing.assert_array_equal(u, v)
+    args = (p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"], p["h0"], p["c0"])
+    for u, v in zip(ops.lstm_step(*args, packed=packed),
+                    ops.lstm_step(q["x"][:, 0], q["kernel"], q["recurrent_kernel"], q["bias"],
+                                  q["h0"], q["c0"], packed=full)):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_pickled_half_weights_keep_working():
+    import pickle
+    p = problem(2, 3, 40, 9)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"], weights_dtype="float16")
+    again = pickle.loads(pickle.dumps(packed))
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
+                                  ops.lstm_forward(**p, packed=packed)[0])
+    del again.weights_dtype  # as pickled before the attribute existed: float arrays expected
+    with pytest.raises(ValueError, match="packed.kernel.*float32"):
+        ops.lstm_forward(**p, packed=again)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
 def test_steps_match_reference_and_the_sequence(isa, shape):
     B, T, I, H = shape
     p = problem(*shape, seed=2)
@@ -129,11 +160,14 @@ def test_bad_requests_are_clear_errors():
         ops.pack_weights(K, R, weights_dtype="int8")
     with pytest.raises(ValueError, match="weights_dtype.*'bogus'"):
         ops.pack_weights(K, R, weights_dtype="bogus")
+    with pytest.raises(ValueError, match="weights_dtype"):
+        ops.pack_weights(K, R, weights_dtype=[("a", "f4"), ("a", "f4")])  # np.dtype's ValueError
     with pytest.raises(ValueError, match="float32 weights.*float64"):
         ops.pack_weights(K.astype(np.float64), R.astype(np.float64), weights_dtype="float16")
     big = R.copy()
     big[1, 2] = -70000.0
-    with pytest.raises(ValueError, match=r"recurrent_kernel.*65520.*max \|recurrent_kernel\| = 70000"):
+    with pytest.raises(ValueError,
+                       match=r"recurrent_kernel.*65520.*max \|recurrent_kernel\| = 70000"):
         ops.pack_weights(K, big, weights_dtype="float16")
     big = K.copy()
     big[0, 0] = 65520.0  # rounds to infinity
@@ -151,6 +185,9 @@ def test_bad_requests_are_clear_errors():
     packed = ops.pack_weights(K, R, weights_dtype="float16")
     packed.weights_dtype = np.dtype(np.int16)
     with pytest.raises(ValueError, match="weights_dtype"):
+        ops.lstm_step(p["x"][:, 0], K, R, packed=packed)
+    packed.weights_dtype = np.dtype(np.float32)  # half arrays said to be float32
+    with pytest.raises(ValueError, match="packed.kernel.*float32"):
         ops.lstm_step(p["x"][:, 0], K, R, packed=packed)
     # the weights' own dtype is the default
     assert ops.pack_weights(K, R, weights_dtype="float32").recurrent_kernel.dtype == np.float32
