@@ -525,11 +525,7 @@ class PackedWeights:
         cdef int nth = _resolve_threads(n_threads)
         wdtype = _check_weights_dtype(weights_dtype, dtype)
         if wdtype == np.float16:
-            if not lf_half_supported():
-                raise RuntimeError(
-                    f"Expected a CPU with F16C for half-precision weights on the "
-                    f"{get_isa()!r} path. Received: a CPU that does not report it "
-                    f"(ops.set_isa('generic') converts them in software, slower)")
+            _require_half_support()
             _check_half_range(kernel, "kernel")
             _check_half_range(recurrent_kernel, "recurrent_kernel")
         self.dtype = dtype
@@ -572,10 +568,34 @@ class PackedWeights:
                                       <const double *>_ptr(kernel), I, 4 * H, 4 * H)
             _raise_for(rc, "weight packing")
 
+    def __setstate__(self, state):
+        # a pickle made before weights_dtype existed holds the weights' own dtype
+        state.setdefault("weights_dtype", state.get("dtype"))
+        self.__dict__.update(state)
+
     def __repr__(self):
-        half = ", weights_dtype=float16" if self.weights_dtype != self.dtype else ""
+        half = ", weights_dtype=float16" if _is_half(self, self.dtype) else ""
         return (f"PackedWeights(input_dim={self.input_dim}, units={self.units}, "
                 f"dtype={self.dtype.name}{half}, isa={self.isa!r})")
+
+
+cdef bint _is_half(object packed, object dtype):
+    return packed is not None and getattr(packed, "weights_dtype", dtype) == np.float16
+
+
+cdef object _require_half_support():
+    if not lf_half_supported():
+        raise RuntimeError(
+            f"Expected a CPU with F16C for weights_dtype='float16' on the {get_isa()!r} path. "
+            f"Received: a CPU that does not report it (ops.set_isa('generic') converts "
+            f"half-precision weights in software, slower)")
+
+
+def half_weights_supported():
+    """True if the current ISA path runs ``weights_dtype="float16"`` (the AVX2
+    path needs F16C, which every known AVX2 CPU has; a virtual machine may
+    hide it)."""
+    return bool(lf_half_supported())
 
 
 cdef object _check_weights_dtype(object weights_dtype, object dtype):
@@ -647,6 +667,8 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
         raise ValueError(
             f"Expected packed.weights_dtype to be {np.dtype(dtype).name} or float16 (with "
             f"float32). Received: weights_dtype={wdtype!r}")
+    if wdtype == np.float16:  # a pack unpickled on another machine
+        _require_half_support()
     expected = [
         ("kernel", wdtype,
          lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H)),
@@ -755,7 +777,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     cdef object lens = _check_lengths(lengths, B, T)
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
-    cdef bint half = packed is not None and packed.weights_dtype != dtype
+    cdef bint half = _is_half(packed, dtype)
     if half and training:
         raise ValueError(
             "Expected packed weights of the weights' own dtype for training=True (half-precision "
@@ -877,7 +899,7 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     cdef void *prkp = NULL if packed is None else _ptr(packed.recurrent_kernel)
     cdef void *pkh = NULL
     cdef void *prkh = NULL
-    if packed is not None and packed.weights_dtype != dtype:  # half-precision copies
+    if _is_half(packed, dtype):  # half-precision copies
         pkh, prkh, pkp, prkp = pkp, prkp, NULL, NULL
     cdef int rc
     cdef bint f32 = dtype == np.float32

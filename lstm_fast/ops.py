@@ -35,6 +35,7 @@ from ._engine import (
     block_units,
     get_isa,
     get_num_threads,
+    half_weights_supported,
     lstm_backward,
     lstm_forward,
     lstm_step,
@@ -57,6 +58,7 @@ __all__ = [
     "get_isa",
     "set_isa",
     "supported_isas",
+    "half_weights_supported",
     "block_units",
     "get_num_threads",
 ]

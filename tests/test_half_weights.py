@@ -122,9 +122,28 @@ def test_pickled_half_weights_keep_working():
     again = pickle.loads(pickle.dumps(packed))
     np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
                                   ops.lstm_forward(**p, packed=packed)[0])
-    del again.weights_dtype  # as pickled before the attribute existed: float arrays expected
+    del again.weights_dtype  # taken as the weights' dtype: float arrays expected
     with pytest.raises(ValueError, match="packed.kernel.*float32"):
         ops.lstm_forward(**p, packed=again)
+    # a float32 pack pickled before weights_dtype existed reads as float32
+    old = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    del old.weights_dtype
+    again = pickle.loads(pickle.dumps(old))
+    assert again.weights_dtype == np.float32 and "float16" not in repr(again)
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
+                                  ops.lstm_forward(**p)[0])
+    np.testing.assert_array_equal(
+        ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], packed=again)[0],
+        ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"])[0])
+
+
+def test_half_support_follows_the_cpu(isa):
+    # the AVX2 path needs F16C; /proc/cpuinfo is the independent word on it
+    try:
+        flags = open("/proc/cpuinfo").read().split()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo to compare with")
+    assert ops.half_weights_supported() is (isa != "avx2" or "f16c" in flags)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}".format(*s))
