@@ -435,15 +435,17 @@ INLINE void FN(fwd_prefetch_xproj)(const FN(fwd_ctx) * cx, int mr, int64_t b0, i
             __builtin_prefetch(cx->xproj + ((b0 + r) * T + t) * G + g * H + j * U, 0);
 }
 
-/* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ recurrent_kernel
- * (+ x_t @ kernel when fused), GP gates per pass over k so that the
- * accumulators of MR_FWD rows fit in the registers, then its epilogue. mr is
- * a constant at every call site, so each call is specialised. */
 /* The weights of block j of a packed matrix of `rows` rows, pass of gate g0
  * (pack_rows): in float, or (half, a constant at every call) in half precision. */
 #define LF_WBLK(cx, half, name, rows, j, g0) \
     ((half) ? (const void *)((cx)->name##_h + ((j) * 4 * U + (g0) * U) * (rows)) \
             : (const void *)((cx)->name##_packed + ((j) * 4 * U + (g0) * U) * (rows)))
+
+/* One tile: rows b0..b0+mr of z[:, gates of block j] = h_{t-1} @ recurrent_kernel
+ * (+ x_t @ kernel when fused), GP gates per pass over k so that the
+ * accumulators of MR_FWD rows fit in the registers, then its epilogue. mr is
+ * a constant at every call site, so each call is specialised; so is half
+ * (the weights in half precision, ctx's rk_h / k_h). */
 INLINE void FN(fwd_tile)(FN(fwd_ctx) * cx, int mr, int64_t b0, int64_t j, int64_t t, int64_t s,
                          const REAL *cur, REAL *nxt, const int half) {
     const lf_lstm_dims *d = cx->d;
@@ -556,6 +558,7 @@ INLINE void FN(fwd_tile_pair)(FN(fwd_ctx) * cx, int64_t b0, int64_t j, int64_t t
         FN(fwd_finish_row)(cx, acc[n], c[n], tc[n], b0, t, s, u0, nu, cur, nxt);
     }
 }
+#undef LF_WBLK
 
 /* w (rows, 4H) in Keras layout -> packed (nblk, 4 / GP, rows, GP, U): block j,
  * pass p, row k, gate g = p GP + q, lane u = w[k, g*H + j*U + u], zero past

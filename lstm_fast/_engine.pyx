@@ -579,8 +579,17 @@ class PackedWeights:
                 f"dtype={self.dtype.name}{half}, isa={self.isa!r})")
 
 
+cdef object _packed_weights_dtype(object packed, object dtype):
+    """packed.weights_dtype as a NumPy dtype (the weights' own when missing:
+    pickled before it existed), or None if it is no dtype at all."""
+    try:
+        return np.dtype(getattr(packed, "weights_dtype", dtype))
+    except (TypeError, ValueError):
+        return None
+
+
 cdef bint _is_half(object packed, object dtype):
-    return packed is not None and getattr(packed, "weights_dtype", dtype) == np.float16
+    return packed is not None and _packed_weights_dtype(packed, dtype) == np.float16
 
 
 cdef object _require_half_support():
@@ -662,11 +671,11 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
             f"them again). Received: layout={getattr(packed, 'layout', None)!r}")
     # The C loop trusts the packed arrays' sizes: refuse arrays replaced after packing.
     cdef bint f32 = dtype == np.float32
-    wdtype = getattr(packed, "weights_dtype", packed.dtype)  # (pickled before it existed)
-    if wdtype not in (dtype, np.float16) or (wdtype == np.float16 and not f32):
+    wdtype = _packed_weights_dtype(packed, dtype)  # what _is_half decides by
+    if wdtype is None or wdtype not in (dtype, np.float16) or (wdtype == np.float16 and not f32):
         raise ValueError(
             f"Expected packed.weights_dtype to be {np.dtype(dtype).name} or float16 (with "
-            f"float32). Received: weights_dtype={wdtype!r}")
+            f"float32). Received: weights_dtype={getattr(packed, 'weights_dtype', None)!r}")
     if wdtype == np.float16:  # a pack unpickled on another machine
         _require_half_support()
     expected = [

@@ -208,6 +208,13 @@ def test_bad_requests_are_clear_errors():
     packed.weights_dtype = np.dtype(np.float32)  # half arrays said to be float32
     with pytest.raises(ValueError, match="packed.kernel.*float32"):
         ops.lstm_step(p["x"][:, 0], K, R, packed=packed)
+    packed.weights_dtype = "no such dtype"
+    with pytest.raises(ValueError, match="weights_dtype='no such dtype'"):
+        ops.lstm_forward(**p, packed=packed)
+    packed.weights_dtype = "float16"  # a name, as np.dtype reads it: still the half path
+    np.testing.assert_array_equal(
+        ops.lstm_forward(**p, packed=packed)[0],
+        ops.lstm_forward(**p, packed=ops.pack_weights(K, R, weights_dtype="float16"))[0])
     # the weights' own dtype is the default
     assert ops.pack_weights(K, R, weights_dtype="float32").recurrent_kernel.dtype == np.float32
 
