@@ -586,17 +586,6 @@ static void FN(pack_rows)(REAL *packed, const REAL *w, int64_t rows, int64_t H, 
     }
 }
 
-typedef struct {
-    REAL *packed;
-    const REAL *w;
-    int64_t rows, H, nblk;
-} FN(pack_ctx);
-
-static void FN(pack_task)(void *arg, int tid, int nth) {
-    FN(pack_ctx) *p = arg;
-    FN(pack_rows)(p->packed, p->w, p->rows, p->H, p->nblk * tid / nth, p->nblk * (tid + 1) / nth);
-}
-
 int64_t FN(lf_packed_len)(int64_t rows, int64_t H) { return (H + U - 1) / U * U * 4 * rows; }
 
 #if !LF_REAL_IS_DOUBLE
@@ -614,34 +603,45 @@ static void FN(pack_rows_half)(uint16_t *packed, const float *w, int64_t rows, i
             }
     }
 }
+#endif
 
 typedef struct {
-    uint16_t *packed;
-    const float *w;
+    REAL *packed;   /* the float layout, or ...               */
+    uint16_t *half; /* ... the same in half precision (float only) */
+    const REAL *w;
     int64_t rows, H, nblk;
-} FN(pack_half_ctx);
+} FN(pack_ctx);
 
-static void FN(pack_half_task)(void *arg, int tid, int nth) {
-    FN(pack_half_ctx) *p = arg;
-    FN(pack_rows_half)(p->packed, p->w, p->rows, p->H, p->nblk * tid / nth,
-                       p->nblk * (tid + 1) / nth);
+static void FN(pack_task)(void *arg, int tid, int nth) {
+    FN(pack_ctx) *p = arg;
+    const int64_t j0 = p->nblk * tid / nth, j1 = p->nblk * (tid + 1) / nth;
+#if !LF_REAL_IS_DOUBLE
+    if (p->half) {
+        FN(pack_rows_half)(p->half, p->w, p->rows, p->H, j0, j1);
+        return;
+    }
+#endif
+    FN(pack_rows)(p->packed, p->w, p->rows, p->H, j0, j1);
 }
 
-int FN(lf_pack_half)(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads) {
-    FN(pack_half_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H,
-                           .nblk = (H + U - 1) / U};
+/* Blocks shared out to the team; flops: what lf_parallel_run weighs the call by */
+static void FN(pack_run)(FN(pack_ctx) * p, int n_threads, double flops) {
     int nth = n_threads < 1 ? 1 : n_threads;
-    if ((double)rows * (double)H < 65536.0) nth = 1;
-    lf_parallel_run(FN(pack_half_task), &p, NULL, nth, 64.0 * (double)rows * (double)H);
+    if ((double)p->rows * (double)p->H < 65536.0) nth = 1; /* small: not worth waking the team */
+    lf_parallel_run(FN(pack_task), p, NULL, nth, flops);
+}
+
+#if !LF_REAL_IS_DOUBLE
+int FN(lf_pack_half)(uint16_t *packed, const float *w, int64_t rows, int64_t H, int n_threads) {
+    FN(pack_ctx) p = {.half = packed, .w = w, .rows = rows, .H = H, .nblk = (H + U - 1) / U};
+    FN(pack_run)(&p, n_threads, 64.0 * (double)rows * (double)H);
     return LF_OK;
 }
 #endif
 
 int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads) {
     FN(pack_ctx) p = {.packed = packed, .w = w, .rows = rows, .H = H, .nblk = (H + U - 1) / U};
-    int nth = n_threads < 1 ? 1 : n_threads;
-    if ((double)rows * (double)H < 65536.0) nth = 1; /* small: not worth waking the team */
-    lf_parallel_run(FN(pack_task), &p, NULL, nth, 16.0 * (double)rows * (double)H);
+    FN(pack_run)(&p, n_threads, 16.0 * (double)rows * (double)H);
     return LF_OK;
 }
 
