@@ -323,6 +323,45 @@ def test_packed_weights_of_another_layout_are_refused():
         ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], packed=again)
 
 
+def _line_offset(a):
+    return a.__array_interface__["data"][0] % 64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_arrays_the_kernels_stream_start_on_a_cache_line(dtype):
+    # NumPy aligns to 16 bytes; a 64-byte vector of such an array spans two
+    # cache lines. Every array of a page or more that the engine makes for the
+    # kernels (packed weights, x @ kernel and the caches, outputs, gradients)
+    # starts on a line, and still holds the right numbers.
+    p, _ = make_problem(3, 40, 48, 40, dtype)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
+        a = getattr(packed, name)
+        assert a.nbytes >= 4096 and _line_offset(a) == 0, name
+    y, h_T, c_T, cache = ops.lstm_forward(**p, training=True)
+    for name, a in (("y", y), ("gates", cache.gates), ("cell", cache.cell),
+                    ("hprev", cache.hprev)):
+        assert a.nbytes >= 4096 and _line_offset(a) == 0, name
+        assert a.flags.c_contiguous and a.flags.writeable and a.dtype == dtype, name
+    grads = ops.lstm_backward(cache, dy=np.ones_like(y), retain_cache=True)
+    assert _line_offset(grads.dx) == 0
+    want = ref.lstm_forward(**as64(p))[0]
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=packed)[0], y)
+
+
+def test_unpickled_packed_weights_are_realigned():
+    import pickle
+    p, _ = make_problem(2, 3, 40, 40, np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    again = pickle.loads(pickle.dumps(packed))
+    for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
+        assert _line_offset(getattr(again, name)) == 0, name
+        np.testing.assert_array_equal(getattr(again, name), getattr(packed, name))
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
+                                  ops.lstm_forward(**p, packed=packed)[0])
+
+
 def test_prepacked_weights_are_checked():
     p, _ = make_problem(2, 3, 4, 5, np.float32)
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
