@@ -31,7 +31,8 @@
 #include <stdatomic.h>
 
 /* The register tile: 4 rows x 3 vectors of columns (12 accumulators, 16
- * registers with the 3 weight vectors and a broadcast under AVX2). 6 x 2 has
+ * registers with the 3 weight vectors and a broadcast under AVX2); an ISA
+ * file with more registers may define its own (AVX-512: 6 x 4). 6 x 2 has
  * as many accumulators but needs 6 broadcasts per 12 FMAs against 4; here it
  * measured a few per cent slower (within this VM's noise). */
 #ifndef GEMM_MR
@@ -42,6 +43,7 @@
 #endif
 #define LF_FEW_ROWS 6 /* products of at most this many rows read B in place */
 _Static_assert(GEMM_MR * GEMM_NV + GEMM_NV + 1 <= 32, "register tile too large");
+_Static_assert(GEMM_NV >= 1 && GEMM_NV <= 4, "gemm_part picks tiles of up to 4 vectors");
 
 #define GEMM_NR (GEMM_NV * U)
 _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
@@ -68,7 +70,7 @@ _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
 #endif
 enum {
     FN(GEMM_KC) = 256,                               /* depth of a packed block */
-    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB */
+    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB at 4 rows a tile */
     /* columns of B's block (~2 MB), a whole number of micro-panels */
     FN(GEMM_NC) = 2048 * (int)(8 / sizeof(REAL)) / 2 / (int)GEMM_NR * (int)GEMM_NR,
 };
@@ -383,14 +385,16 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                     }
 #define LF_GEMM_TILES(nv) \
     FN(gemm_tiles)(g, nv, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add, pf, pf_len)
-                    if (nr > (GEMM_NV - 1) * U)
-                        LF_GEMM_TILES(GEMM_NV);
+                    switch ((nr + U - 1) / U) { /* the vectors the panel needs */
+                    case 1: LF_GEMM_TILES(1); break;
 #if GEMM_NV > 2
-                    else if (nr > U)
-                        LF_GEMM_TILES(2);
+                    case 2: LF_GEMM_TILES(2); break;
 #endif
-                    else
-                        LF_GEMM_TILES(1);
+#if GEMM_NV > 3
+                    case 3: LF_GEMM_TILES(3); break;
+#endif
+                    default: LF_GEMM_TILES(GEMM_NV); break;
+                    }
 #undef LF_GEMM_TILES
                 }
             }

@@ -1,7 +1,8 @@
 /* The kernels for any CPU: 16-byte vectors (SSE2 on x86-64, NEON on arm64),
  * no FMA; 16 registers, so forward tiles of 6 rows x 2 gates as with AVX2.
- * LF_GENERIC_VBYTES / LF_GENERIC_GP (lstm_internal.h) change the width and
- * gates per pass for a test build of the AVX-512 kernels' layout. */
+ * LF_GENERIC_VBYTES / LF_GENERIC_GP (lstm_internal.h) and LF_GENERIC_GEMM_MR /
+ * _NV change the width, gates per pass and GEMM tile for a test build of the
+ * AVX-512 kernels' layout. */
 #include "lstm_internal.h"
 
 #if LF_GENERIC_VBYTES != 16
@@ -10,6 +11,10 @@
 #define MR_FWD 6
 #define GP LF_GENERIC_GP
 #define MR_BWD 6
+#ifdef LF_GENERIC_GEMM_MR /* the test build's GEMM tile: the AVX-512 kernels' */
+#define GEMM_MR LF_GENERIC_GEMM_MR
+#define GEMM_NV LF_GENERIC_GEMM_NV
+#endif
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float

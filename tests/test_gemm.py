@@ -2,9 +2,10 @@
 products, against float64 NumPy on every ISA path the CPU supports.
 
 The sizes cross every blocking boundary of the C code: register tiles (4 rows,
-3 vectors of columns, fewer in a narrow last panel), the packed depth (256),
-A's row block (72/144) and B's column block (1024/2048), with remainders on
-each, and the unpacked path for products of at most 6 rows.
+3 vectors of columns; 6 rows, 4 vectors under AVX-512; fewer vectors in a
+narrow last panel, each count of them), the packed depth (256), A's row block
+and B's column block, with remainders on each, and the unpacked path for
+products of at most 6 rows.
 """
 
 import numpy as np
@@ -21,6 +22,8 @@ SIZES = [  # (M, N, K)
     (7, 17, 255),
     (13, 33, 257),
     (145, 40, 300),
+    (11, 52, 40),  # a last panel of 3 vectors of 8 (and 4 of 16), 5 rows over
+    (19, 120, 9),  # 2 panels at 16 lanes and 4 vectors, the last 3.5
     (150, 1024, 256),
     (2, 2100, 9),
     (300, 5, 600),
