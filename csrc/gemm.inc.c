@@ -13,8 +13,9 @@
  * rows deep and NC columns wide, is packed into micro-panels of NR columns;
  * a block of A, MC rows by KC, into micro-panels of MR rows; a register tile
  * of MR x NR elements of C is then summed over the KC depth from the two
- * packed panels, both read as sequential streams (B's micro-panel stays in
- * L1, A's block in L2). Edge panels are padded with zeros; the last rows of
+ * packed panels, both read as sequential streams (B's micro-panel, 24 KB
+ * under AVX2, stays in L1; under AVX-512 it is 64 KB and streams from L2, at
+ * 256 bytes per 24 FMAs; A's block stays in L2). Edge panels are padded with zeros; the last rows of
  * a block get a tile of their own height and the last columns a clipped
  * store. Products of at most LF_FEW_ROWS rows skip packing (gemm_few_rows).
  *
@@ -70,7 +71,7 @@ _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
 #endif
 enum {
     FN(GEMM_KC) = 256,                               /* depth of a packed block */
-    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB at 4 rows a tile */
+    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB (216 at 6 rows a tile) */
     /* columns of B's block (~2 MB), a whole number of micro-panels */
     FN(GEMM_NC) = 2048 * (int)(8 / sizeof(REAL)) / 2 / (int)GEMM_NR * (int)GEMM_NR,
 };
@@ -162,7 +163,11 @@ static void FN(gemm_pack_a)(const FN(gemm_ctx) * g, REAL *dst, int64_t i0, int64
     }
 }
 
-/* depth p0..p0+kc, columns j0..j0+nc of op(B) -> micro-panels (nc/NR, kc, NR) */
+/* depth p0..p0+kc, columns j0..j0+nc of op(B) -> micro-panels (nc/NR, kc, NR).
+ * A narrow last panel is padded with zeros to whole vectors only: its tiles
+ * read no further (gemm_part), and zeroing the rest of NR, a store per k and
+ * column, took a third of the time of dz @ kernel.T at the seed model's
+ * sizes (N = 10 columns of NR = 64 under AVX-512). */
 static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64_t kc,
                             int64_t j0, int64_t nc) {
     if (!g->trans_b) { /* B stored (K, N): rows in groups across panels, as in pack_a */
@@ -178,9 +183,10 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
                         for (int q = 0; q < GEMM_NV; q++)
                             FN(vstore)(d + q * U, FN(vload)(src + q * U));
                     } else {
+                        const int64_t filled = (cols + U - 1) / U * U;
                         int64_t n = 0;
                         for (; n < cols; n++) d[n] = src[n];
-                        for (; n < GEMM_NR; n++) d[n] = 0;
+                        for (; n < filled; n++) d[n] = 0;
                     }
                 }
             }
@@ -189,8 +195,9 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
     }
     for (int64_t jr = 0; jr < nc; jr += GEMM_NR, dst += kc * GEMM_NR) {
         const int64_t cols = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+        const int64_t filled = (cols + U - 1) / U * U;
         { /* B stored (N, K): read each column of op(B) along k */
-            for (int64_t n = 0; n < GEMM_NR; n++) {
+            for (int64_t n = 0; n < filled; n++) {
                 if (n < cols) {
                     const REAL *src = g->B + (j0 + jr + n) * g->ldb + p0;
                     for (int64_t k = 0; k < kc; k++) dst[k * GEMM_NR + n] = src[k];

@@ -24,6 +24,8 @@ SIZES = [  # (M, N, K)
     (145, 40, 300),
     (11, 52, 40),  # a last panel of 3 vectors of 8 (and 4 of 16), 5 rows over
     (19, 120, 9),  # 2 panels at 16 lanes and 4 vectors, the last 3.5
+    (16, 28, 40),  # 4 rows over 6; a last panel of 3.5 vectors of 8
+    (2100, 2100, 5),  # split by rows: past B's column block (2048) within a part
     (150, 1024, 256),
     (2, 2100, 9),
     (300, 5, 600),
