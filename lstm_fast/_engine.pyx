@@ -395,8 +395,10 @@ def _empty(shape, dtype):
     n = dtype.itemsize
     cdef cnp.ndarray buf
     try:
-        for s in ((shape,) if isinstance(shape, int) else shape):
-            n *= s
+        for s in ((shape,) if isinstance(shape, (int, np.integer)) else shape):
+            if s < 0:
+                raise ValueError("negative dimensions are not allowed")
+            n *= int(s)
         if n < _ALIGN_FROM:
             return np.empty(shape, dtype=dtype)
         buf = np.empty(n + _ALIGN, dtype=np.uint8)
@@ -593,11 +595,15 @@ class PackedWeights:
     def __setstate__(self, state):
         # a pickle made before weights_dtype existed holds the weights' own dtype
         state.setdefault("weights_dtype", state.get("dtype"))
-        # unpickled arrays are NumPy's own: back onto cache lines (_empty)
+        # unpickled arrays are NumPy's own: back onto cache lines (_empty);
+        # the state may be another object's __dict__ (copy.copy): not changed
+        state = dict(state)
         for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
             a = state.get(name)
             if (isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous
-                    and a.dtype in (np.float16, np.float32, np.float64)):
+                    and a.dtype in (np.float16, np.float32, np.float64)
+                    and a.nbytes >= _ALIGN_FROM
+                    and <size_t>cnp.PyArray_DATA(<cnp.ndarray>a) % _ALIGN != 0):
                 state[name] = _empty(a.shape, a.dtype)
                 state[name][...] = a
         self.__dict__.update(state)
@@ -799,7 +805,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
             (for repeated inference on unchanged weights).
 
     Returns:
-        (y, h_T, c_T, cache); cache is None unless training.
+        (y, h_T, c_T, cache); cache is None unless training. Arrays of 4 KiB and
+        more are views that start on a cache line (NumPy aligns to 16 bytes):
+        in-place ``ndarray.resize`` refuses them; ``np.resize`` and copies work.
     """
     kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
     if not isinstance(x, np.ndarray):

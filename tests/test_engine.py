@@ -27,7 +27,8 @@ SHAPES = [  # (B, T, I, H)
     # I above ops' FUSE_MAX_INPUT: x @ kernel is the engine's GEMM before the loop
     (2, 6, 40, 19),
     (7, 3, 33, 64),
-    # B*T and I past the GEMM's packed depth (256) and row block (144)
+    # B*T and I past the GEMM's packed depth (256) and row block (144; 216 at 6
+    # rows a tile)
     (13, 23, 300, 70),
     # (B, T, H) outputs past 512 KB in float32: the forward prefetches their rows
     (128, 40, 3, 26),
@@ -358,6 +359,19 @@ def test_unpickled_packed_weights_are_realigned():
     for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
         assert _line_offset(getattr(again, name)) == 0, name
         np.testing.assert_array_equal(getattr(again, name), getattr(packed, name))
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
+                                  ops.lstm_forward(**p, packed=packed)[0])
+
+
+def test_copying_packed_weights_leaves_the_original_alone():
+    # copy.copy hands the original's own __dict__ to __setstate__
+    import copy
+    p, _ = make_problem(2, 3, 40, 40, np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    before = {n: getattr(packed, n) for n in ("kernel", "recurrent_kernel", "kernel_gemm")}
+    again = copy.copy(packed)
+    for name, a in before.items():
+        assert getattr(packed, name) is a and getattr(again, name) is a, name
     np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0],
                                   ops.lstm_forward(**p, packed=packed)[0])
 
