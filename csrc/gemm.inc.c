@@ -15,9 +15,10 @@
  * of MR x NR elements of C is then summed over the KC depth from the two
  * packed panels, both read as sequential streams (B's micro-panel, 24 KB
  * under AVX2, stays in L1; under AVX-512 it is 64 KB and streams from L2, at
- * 256 bytes per 24 FMAs; A's block stays in L2). Edge panels are padded with zeros; the last rows of
- * a block get a tile of their own height and the last columns a clipped
- * store. Products of at most LF_FEW_ROWS rows skip packing (gemm_few_rows).
+ * 256 bytes per 24 FMAs; A's block stays in L2). Edge panels are padded with
+ * zeros to whole vectors; the last rows of a block get a tile of their own
+ * height and the last columns a clipped store. Products of at most
+ * LF_FEW_ROWS rows skip packing (gemm_few_rows).
  *
  * C is cut into parts, contiguous ranges of whole tiles along M or N (the one
  * whose split costs less repacking), a few per thread; threads take their own
@@ -71,7 +72,8 @@ _Static_assert(GEMM_MR <= 6, "LF_GEMM_REMAINDER covers tiles of up to 6 rows");
 #endif
 enum {
     FN(GEMM_KC) = 256,                               /* depth of a packed block */
-    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2, /* rows of A's block: 144 KB (216 at 6 rows a tile) */
+    /* rows of A's block: 144 KB at 4 rows a tile, 216 KB at 6 */
+    FN(GEMM_MC) = 36 * GEMM_MR * (int)(8 / sizeof(REAL)) / 2,
     /* columns of B's block (~2 MB), a whole number of micro-panels */
     FN(GEMM_NC) = 2048 * (int)(8 / sizeof(REAL)) / 2 / (int)GEMM_NR * (int)GEMM_NR,
 };
