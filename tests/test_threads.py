@@ -154,19 +154,36 @@ def _long_recurrence(dtype=np.float32):
                 recurrent_kernel=(rng.standard_normal((H, 4 * H)) * 0.1).astype(dtype))
 
 
+def _least_stalled(call, attempts=3):
+    """(stall, duration) of the attempt with the smallest stall share. A call that
+    keeps the GIL stalls the other thread in every attempt; a host that takes
+    the other thread's CPU away (seen once in CI: 801 ms of a 1332 ms call
+    under the sanitizers, then 9 ms of 686 ms in the same build) rarely does
+    it twice."""
+    best = None
+    for _ in range(attempts):
+        stall, duration = _longest_stall_during(call)
+        if best is None or stall / duration < best[0] / best[1]:
+            best = (stall, duration)
+        if best[0] < 0.5 * best[1]:
+            break
+    return best
+
+
 def test_forward_releases_the_gil():
     p = _long_recurrence()
     ops.lstm_forward(**p, n_threads=1)  # warm up
-    stall, duration = _longest_stall_during(lambda: ops.lstm_forward(**p, n_threads=1))
+    stall, duration = _least_stalled(lambda: ops.lstm_forward(**p, n_threads=1))
     assert duration > 0.02, "the problem is too small to show anything"
     assert stall < 0.5 * duration, (
         f"another Python thread stalled {stall * 1e3:.0f} ms of a {duration * 1e3:.0f} ms call")
 
 
 def test_the_stall_detector_sees_a_call_that_holds_the_gil():
-    """The check above can fail: list.sort is one C call that keeps the GIL."""
+    """The check above can fail: list.sort is one C call that keeps the GIL (in
+    every attempt)."""
     values = [(i * 7919) % 1000003 for i in range(500000)]
-    stall, duration = _longest_stall_during(lambda: sorted(values))
+    stall, duration = _least_stalled(lambda: sorted(values))
     assert duration > 0.02
     assert stall > 0.5 * duration
 
@@ -175,7 +192,7 @@ def test_backward_releases_the_gil():
     p = _long_recurrence()
     y, _, _, cache = ops.lstm_forward(**p, training=True, n_threads=1)
     dy = np.ones_like(y)
-    stall, duration = _longest_stall_during(
+    stall, duration = _least_stalled(
         lambda: ops.lstm_backward(cache, dy=dy, n_threads=1, retain_cache=True))
     assert duration > 0.02
     assert stall < 0.5 * duration, (
