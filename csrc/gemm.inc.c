@@ -150,7 +150,9 @@ static void FN(gemm_pack_a)(const FN(gemm_ctx) * g, REAL *dst, int64_t i0, int64
             }
             for (int64_t k = k0; k < k1; k++) {
                 REAL *d = panel + k * GEMM_MR;
-                if (from) {
+                if (from && rows == GEMM_MR) { /* a few moves, not MR compares and copies */
+                    memcpy(d, from + (p0 + k) * ld, sizeof(REAL) * GEMM_MR);
+                } else if (from) {
                     const REAL *src = from + (p0 + k) * ld;
                     for (int64_t r = 0; r < GEMM_MR; r++) d[r] = r < rows ? src[r] : 0;
                 } else { /* straddles A and A1, or holds the row of ones */
@@ -212,7 +214,8 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
 }
 
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] @ B[0:kc, 0:nr] for one register tile,
- * from a packed micro-panel of A (MR values a step) and of B (NR a step);
+ * from a micro-panel of A (row r, depth k at a[r * a_rs + k * a_ks]: packed,
+ * 1 and MR; read in place, lda and 1) and a packed one of B (NR a step);
  * c[r] is row r of the tile in C. nv = ceil(nr / U) vectors of columns (the
  * last panel of a product may be narrower: at N = 200 its 8 columns were a
  * ninth of the work done in full width, and the thread with that panel
@@ -220,8 +223,9 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
  * Every element is one chain of FMAs over k in order from zero, whatever mr
  * and nv: a row's result does not depend on which tile it falls in (nor then
  * on the batch it came in). */
-INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const *c, int mr,
-                          int nv, int64_t nr, int add, const char *pf, int64_t npf) {
+INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, int64_t a_rs, int64_t a_ks, const REAL *b,
+                          REAL *const *c, int mr, int nv, int64_t nr, int add, const char *pf,
+                          int64_t npf) {
     /* C's tile is read and written after the sum: start fetching it now, or
      * every tile ends waiting on memory */
     for (int r = 0; r < mr; r++) {
@@ -236,7 +240,7 @@ INLINE void FN(gemm_tile)(int64_t kc, const REAL *a, const REAL *b, REAL *const 
         V w[GEMM_NV];                                                            \
         for (int q = 0; q < nv; q++) w[q] = FN(vload)(b + (k) * GEMM_NR + q * U); \
         for (int r = 0; r < mr; r++) {                                          \
-            V x = FN(vbcast)(a[(k) * GEMM_MR + r]);                              \
+            V x = FN(vbcast)(a[(k) * a_ks + r * a_rs]);                          \
             for (int q = 0; q < nv; q++) acc[r][q] += x * w[q];                  \
         }                                                                        \
     } while (0)
@@ -320,7 +324,8 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
 }
 
 /* The tiles of rows i0..i0+mc of a block (mr a constant at each call), for nv
- * vectors of columns. They share out the prefetch of the pf_len values at pf
+ * vectors of columns; A's micro-panels a_panel apart (a_inplace, a constant
+ * at each call: rows of A itself, not packed). They share out the prefetch of the pf_len values at pf
  * (a later panel of a prepacked B, or NULL). The panels of a prepacked B are
  * K * NR apart, a jump the hardware prefetcher does not follow, so the first
  * tile over each panel ran at the pace of memory, not of the FMAs: at B1 T25
@@ -328,8 +333,10 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
  * (4 MB of kernel) and 3.3-3.8 ms at H = 1024 (16 MB), 0.44-0.53 and 2.9
  * with the prefetch (2 threads). */
 INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REAL *ablk,
-                           int64_t a_panel, const REAL *b, int64_t i0, int64_t mc, int64_t j0,
-                           int64_t nr, int add, const REAL *pf, int64_t pf_len) {
+                           int64_t a_panel, int a_inplace, const REAL *b, int64_t i0,
+                           int64_t mc, int64_t j0, int64_t nr, int add, const REAL *pf,
+                           int64_t pf_len) {
+    const int64_t a_rs = a_inplace ? g->lda : 1, a_ks = a_inplace ? 1 : GEMM_MR;
     int64_t ir = 0;
     const int64_t lines = pf ? (pf_len * (int64_t)sizeof(REAL) + 63) / 64 : 0;
     const int64_t n_tiles = (mc + GEMM_MR - 1) / GEMM_MR;
@@ -340,7 +347,7 @@ INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REA
         const int64_t l0 = lines ? lines * ti / n_tiles : 0;                            \
         const int64_t l1 = lines ? lines * (ti + 1) / n_tiles : 0;                      \
         for (int r = 0; r < (mr); r++) c[r] = FN(gemm_c_row)(g, i0 + ir + r) + j0;       \
-        FN(gemm_tile)(kc, ablk + ti * a_panel, b, c, mr, nv, nr, add,                   \
+        FN(gemm_tile)(kc, ablk + ti * a_panel, a_rs, a_ks, b, c, mr, nv, nr, add,       \
                       lines ? (const char *)pf + l0 * 64 : NULL, l1 - l0);              \
     } while (0)
     for (; ir + GEMM_MR <= mc; ir += GEMM_MR) LF_GEMM_TILE(GEMM_MR);
@@ -348,10 +355,30 @@ INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REA
 #undef LF_GEMM_TILE
 }
 
+/* TILES(nv) for nv, the vectors of columns a panel needs (a constant at each
+ * call: 1 .. GEMM_NV). */
+#if GEMM_NV > 3
+#define LF_GEMM_MIDDLE(TILES) case 2: TILES(2); break; case 3: TILES(3); break;
+#elif GEMM_NV > 2
+#define LF_GEMM_MIDDLE(TILES) case 2: TILES(2); break;
+#else
+#define LF_GEMM_MIDDLE(TILES)
+#endif
+#define LF_GEMM_VECTORS(nv, TILES)                  \
+    switch (nv) {                                   \
+    case 1: TILES(1); break;                        \
+    LF_GEMM_MIDDLE(TILES)                           \
+    default: TILES(GEMM_NV); break;                 \
+    }
+
 /* This thread's part: rows m0..m1 and columns n0..n1 of C. */
 static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0, int64_t m1,
                           int64_t n0, int64_t n1) {
     const int64_t K = g->K;
+    /* With one panel of columns, each packed value of A would be read once:
+     * the tiles read A's rows in place instead (dz @ kernel.T of the seed
+     * model, N = 10: packing A was most of its time). */
+    const int a_inplace = !g->a_shared && !g->trans_a && n1 - n0 <= GEMM_NR;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = n1 - jc < NC ? n1 - jc : NC;
         for (int64_t pc = 0; pc < K; pc += KC) {
@@ -367,6 +394,9 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                 if (g->a_shared) {
                     ablk = g->a_shared + (ic * K + pc * GEMM_MR);
                     a_panel = K * GEMM_MR;
+                } else if (a_inplace) {
+                    ablk = g->A + ic * g->lda + pc;
+                    a_panel = GEMM_MR * g->lda;
                 } else {
                     FN(gemm_pack_a)(g, pa, ic, mc, pc, kc);
                 }
@@ -392,19 +422,16 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
                             pf_len = (K - pcn < KC ? K - pcn : KC) * GEMM_NR;
                         }
                     }
-#define LF_GEMM_TILES(nv) \
-    FN(gemm_tiles)(g, nv, kc, ablk, a_panel, b, ic, mc, jc + jr, nr, add, pf, pf_len)
-                    switch ((nr + U - 1) / U) { /* the vectors the panel needs */
-                    case 1: LF_GEMM_TILES(1); break;
-#if GEMM_NV > 2
-                    case 2: LF_GEMM_TILES(2); break;
-#endif
-#if GEMM_NV > 3
-                    case 3: LF_GEMM_TILES(3); break;
-#endif
-                    default: LF_GEMM_TILES(GEMM_NV); break;
-                    }
-#undef LF_GEMM_TILES
+#define LF_GEMM_PACKED(nv) \
+    FN(gemm_tiles)(g, nv, kc, ablk, a_panel, 0, b, ic, mc, jc + jr, nr, add, pf, pf_len)
+#define LF_GEMM_INPLACE(nv) \
+    FN(gemm_tiles)(g, nv, kc, ablk, a_panel, 1, b, ic, mc, jc + jr, nr, add, NULL, 0)
+                    if (a_inplace)
+                        LF_GEMM_VECTORS((nr + U - 1) / U, LF_GEMM_INPLACE)
+                    else
+                        LF_GEMM_VECTORS((nr + U - 1) / U, LF_GEMM_PACKED)
+#undef LF_GEMM_INPLACE
+#undef LF_GEMM_PACKED
                 }
             }
         }
@@ -549,7 +576,10 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
      * of A (M x K): split the larger of M and N. */
     g->few_rows = M <= LF_FEW_ROWS && !g->trans_b && !g->bp && M == g->M0;
     g->split_n = N > M || g->few_rows;
-    g->tile = g->split_n ? GEMM_NR : GEMM_MR;
+    /* Parts of whole vectors of columns where B is packed per part: at N =
+     * 200 (the seed model's weight gradients) whole panels of 64 split 128
+     * and 72; a prepacked B keeps its panels whole. */
+    g->tile = !g->split_n ? GEMM_MR : g->bp ? GEMM_NR : U;
     const int64_t tiles = ((g->split_n ? N : M) + g->tile - 1) / g->tile;
     const double flops = 2.0 * (double)M * (double)N * (double)K;
     int64_t nth = n_threads < 1 ? 1 : n_threads;
@@ -646,4 +676,6 @@ int FN(lf_gemm_weight_grads)(int64_t K, int64_t N, const REAL *x, int64_t I, con
 #undef GEMM_NR
 #undef LF_FEW_ROWS
 #undef LF_GEMM_REMAINDER
+#undef LF_GEMM_VECTORS
+#undef LF_GEMM_MIDDLE
 #undef LF_PACK_ROWS

@@ -4,8 +4,9 @@ products, against float64 NumPy on every ISA path the CPU supports.
 The sizes cross every blocking boundary of the C code: register tiles (4 rows,
 3 vectors of columns; 6 rows, 4 vectors under AVX-512; fewer vectors in a
 narrow last panel, each count of them), the packed depth (256), A's row block
-and B's column block, with remainders on each, and the unpacked path for
-products of at most 6 rows.
+and B's column block, with remainders on each, the unpacked path for
+products of at most 6 rows, A read in place when B is one panel wide, and
+column splits in whole vectors rather than whole panels.
 """
 
 import numpy as np
@@ -26,6 +27,9 @@ SIZES = [  # (M, N, K)
     (19, 120, 9),  # 2 panels at 16 lanes and 4 vectors, the last 3.5
     (16, 28, 40),  # 4 rows over 6; a last panel of 3.5 vectors of 8
     (2100, 2100, 5),  # split by rows: past B's column block (2048) within a part
+    (640, 10, 200),  # the seed model's dz @ kernel.T: one panel, A read in place
+    (230, 64, 300),  # one AVX-512 panel (three AVX2 ones) over two row blocks and depths
+    (61, 200, 640),  # the seed model's weight gradients: columns split in vectors
     (150, 1024, 256),
     (2, 2100, 9),
     (300, 5, 600),
