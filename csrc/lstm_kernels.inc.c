@@ -773,12 +773,17 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
     lf_fp_exit(fp_state);
 }
 
-/* The forward of small layers (rows_pay), in two phases of lf_phases with
- * one chunk per thread: phase 0 packs a share of the blocks (if any need
- * packing), phase 1 runs a share of the rows (an even split) through every
- * step. A thread's rows never wait for another's, and the shares are still
- * claimable: a member that lost its core before starting leaves its chunk to
- * the others instead of stalling the call. */
+/* The forward of small layers (rows_pay), in two phases of lf_phases:
+ * phase 0 packs a share of the blocks (if any need packing), phase 1 runs
+ * chunks of rows (a register tile's rows or fewer, an even split) through
+ * every step. A chunk's rows never wait for another's, and a thread whose
+ * core is slower (a busy neighbour on a shared host, an efficiency core)
+ * takes fewer chunks; a member that lost its core before starting leaves
+ * its chunks to the others. With one chunk per thread the call took as long
+ * as the slowest core: in-process A/B at a moment when this VM's two cores
+ * gave 145 and 169 GFLOP/s (a register-only FMA loop), chunks of a tile
+ * took 0.96 / 0.96 / 0.91 of the time at B32 T20 H50 (the seed model), B64
+ * and B20. */
 static void FN(fwd_rows_task)(void *arg, int tid, int nth) {
     (void)nth;
     FN(fwd_ctx) *cx = arg;
@@ -842,7 +847,7 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     const double flops =
         8.0 * (double)d->B * (double)d->T * (double)d->H * (double)(d->H + (cx.x ? d->I : 0));
     if (FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD)) {
-        lf_phases_init(&cx.ph, nth, nth, (lf_counter *)(void *)work);
+        lf_phases_init(&cx.ph, nth, (d->B + MR_FWD - 1) / MR_FWD, (lf_counter *)(void *)work);
         lf_parallel_run_shared(FN(fwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {
         cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
@@ -864,15 +869,9 @@ typedef struct {
     REAL *dh;     /* (B, Hp) dL/dh of the state entering the current step (from later steps) */
     REAL *dhpass; /* (B, Hp) the part of dh that bypasses the step (masked rows) */
     REAL *dc;     /* (B, Hp) dL/dc, likewise */
-    int row_split; /* threads split the rows, not the blocks (rows_pay) */
-    lf_barrier bar;
+    lf_barrier bar; /* split by blocks: the meeting of each step */
+    lf_phases ph;   /* split by rows (rows_pay): the packing, then chunks of rows */
 } FN(bwd_ctx);
-
-/* Row k of n of a split of B rows, on whole register tiles where it can. */
-INLINE int64_t FN(bwd_split_row)(int64_t B, int k, int n) {
-    const int64_t tiles = (B + MR_BWD - 1) / MR_BWD, r = tiles * k / n * MR_BWD;
-    return r < B ? r : B;
-}
 
 /* Gate gradients of one row and block at step s (time t, previous time tp);
  * tc = tanh of the row's c_t. */
@@ -961,20 +960,10 @@ INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t, int64
 #undef LF_BWD_TILE
 }
 
-static void FN(bwd_task)(void *arg, int tid, int nth) {
-    FN(bwd_ctx) *cx = arg;
-    const lf_lstm_dims *d = cx->d;
-    const int64_t B = d->B, T = d->T, H = d->H, G = 4 * H, Hp = cx->Hp;
-    /* this thread's blocks (packing; and the loop, split by blocks) */
-    const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
-    /* the loop's share: all rows x own blocks, or (row_split) own rows x all blocks */
-    const int64_t lj0 = cx->row_split ? 0 : j0, lj1 = cx->row_split ? cx->nblk : j1;
-    const int64_t r0 = cx->row_split ? FN(bwd_split_row)(B, tid, nth) : 0;
-    const int64_t r1 = cx->row_split ? FN(bwd_split_row)(B, tid + 1, nth) : B;
-    const int64_t v0 = lj0 * U, v1 = lj1 * U;
-    unsigned fp_state = lf_fp_enter();
-
-    for (int64_t j = j0; j < j1; j++) { /* each thread packs its own panels */
+/* recurrent_kernel.T's panels of blocks j0..j1 (layout of cx->packed) */
+static void FN(bwd_pack_blocks)(FN(bwd_ctx) * cx, int64_t j0, int64_t j1) {
+    const int64_t H = cx->d->H, G = 4 * H;
+    for (int64_t j = j0; j < j1; j++) {
         REAL *p = cx->packed + j * G * U;
         for (int64_t k = 0; k < G; k++)
             for (int64_t u = 0; u < U; u++) {
@@ -982,47 +971,111 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
                 *p++ = unit < H ? cx->rk[unit * G + k] : (REAL)0;
             }
     }
+}
+
+/* dh and dc of rows r0..r1, padded units v0..v1, from dh_T and dc_T */
+static void FN(bwd_init_state)(FN(bwd_ctx) * cx, int64_t r0, int64_t r1, int64_t v0,
+                               int64_t v1) {
+    const int64_t H = cx->d->H, Hp = cx->Hp;
     for (int64_t b = r0; b < r1; b++)
         for (int64_t v = v0; v < v1; v++) {
             cx->dh[b * Hp + v] = v < H && cx->dh_T ? cx->dh_T[b * H + v] : (REAL)0;
             cx->dc[b * Hp + v] = v < H && cx->dc_T ? cx->dc_T[b * H + v] : (REAL)0;
         }
-    if (cx->row_split) lf_barrier_wait(&cx->bar); /* every panel is packed */
+}
 
-    for (int64_t s = T - 1; s >= 0; s--) {
-        const int64_t t = d->go_backwards ? T - 1 - s : s;
-        const int64_t tp = s == 0 ? -1 : (d->go_backwards ? t + 1 : t - 1);
-        for (int64_t j = lj0; j < lj1; j++) {
-            const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
-            const REAL *cell = cx->cell + t * H + u0; /* row b's c_t at b * T * H */
-            int64_t b = r0;
-            for (; b + LF_LANES_MAX <= r1; b += LF_LANES_MAX) { /* their tanh interleaved */
-                V tc[LF_LANES_MAX];
-                for (int r = 0; r < LF_LANES_MAX; r++)
-                    tc[r] = FN(vload_n)(cell + (b + r) * T * H, nu);
-                FN(vtanh_n)(tc, LF_LANES_MAX);
-                for (int r = 0; r < LF_LANES_MAX; r++)
-                    FN(bwd_gates_row)(cx, b + r, t, tp, s, u0, nu, tc[r]);
-            }
-            for (; b < r1; b++)
-                FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu,
-                                  FN(vtanh)(FN(vload_n)(cell + b * T * H, nu)));
-        }
-        /* Split by blocks, the product below reads every unit's dz_t; split by
-         * rows, only this thread's rows (each row is its own sequence). */
-        if (!cx->row_split) lf_barrier_wait(&cx->bar);
-        int64_t j = lj0;
-        for (; j + 2 <= lj1; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
-        if (j < lj1) FN(bwd_blocks)(cx, 1, j, t, r0, r1);
-        /* No barrier here: the next step's gate gradients of a block use
-         * only this thread's dh and dc, and write a different time of dz. */
-    }
-
+/* dh0 and dc0 of rows r0..r1, units v0..v1 */
+static void FN(bwd_final_state)(FN(bwd_ctx) * cx, int64_t r0, int64_t r1, int64_t v0,
+                                int64_t v1) {
+    const int64_t H = cx->d->H, Hp = cx->Hp;
     for (int64_t b = r0; b < r1; b++)
         for (int64_t v = v0; v < v1 && v < H; v++) {
             cx->dh0[b * H + v] = cx->dh[b * Hp + v];
             cx->dc0[b * H + v] = cx->dc[b * Hp + v];
         }
+}
+
+/* Step s's gate gradients dz_t of rows r0..r1, blocks j0..j1 */
+static void FN(bwd_step_gates)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1, int64_t j0,
+                               int64_t j1) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t T = d->T, H = d->H;
+    const int64_t t = d->go_backwards ? T - 1 - s : s;
+    const int64_t tp = s == 0 ? -1 : (d->go_backwards ? t + 1 : t - 1);
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t u0 = j * U, nu = H - u0 < U ? H - u0 : U;
+        const REAL *cell = cx->cell + t * H + u0; /* row b's c_t at b * T * H */
+        int64_t b = r0;
+        for (; b + LF_LANES_MAX <= r1; b += LF_LANES_MAX) { /* their tanh interleaved */
+            V tc[LF_LANES_MAX];
+            for (int r = 0; r < LF_LANES_MAX; r++) tc[r] = FN(vload_n)(cell + (b + r) * T * H, nu);
+            FN(vtanh_n)(tc, LF_LANES_MAX);
+            for (int r = 0; r < LF_LANES_MAX; r++)
+                FN(bwd_gates_row)(cx, b + r, t, tp, s, u0, nu, tc[r]);
+        }
+        for (; b < r1; b++)
+            FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu, FN(vtanh)(FN(vload_n)(cell + b * T * H, nu)));
+    }
+}
+
+/* dh entering step s of rows r0..r1, blocks j0..j1: dz_t @ recurrent_kernel.T */
+static void FN(bwd_step_dh)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1, int64_t j0,
+                            int64_t j1) {
+    const int64_t t = cx->d->go_backwards ? cx->d->T - 1 - s : s;
+    int64_t j = j0;
+    for (; j + 2 <= j1; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
+    if (j < j1) FN(bwd_blocks)(cx, 1, j, t, r0, r1);
+}
+
+/* Split by blocks: each thread packs and runs its own blocks for all rows,
+ * and the threads meet once a step (the product reads every unit's dz_t). */
+static void FN(bwd_task)(void *arg, int tid, int nth) {
+    FN(bwd_ctx) *cx = arg;
+    const int64_t B = cx->d->B, T = cx->d->T;
+    const int64_t j0 = cx->nblk * tid / nth, j1 = cx->nblk * (tid + 1) / nth;
+    unsigned fp_state = lf_fp_enter();
+    FN(bwd_pack_blocks)(cx, j0, j1);
+    FN(bwd_init_state)(cx, 0, B, j0 * U, j1 * U);
+    for (int64_t s = T - 1; s >= 0; s--) {
+        FN(bwd_step_gates)(cx, s, 0, B, j0, j1);
+        lf_barrier_wait(&cx->bar);
+        /* No barrier after: the next step's gate gradients of a block use
+         * only this thread's dh and dc, and write a different time of dz. */
+        FN(bwd_step_dh)(cx, s, 0, B, j0, j1);
+    }
+    FN(bwd_final_state)(cx, 0, B, j0 * U, j1 * U);
+    lf_fp_exit(fp_state);
+}
+
+/* Split by rows (rows_pay), in two phases of lf_phases as fwd_rows_task:
+ * phase 0 packs a share of the panels, phase 1 runs chunks of rows (a
+ * register tile's rows or fewer) through every step; a thread on a slower
+ * core takes fewer chunks. With a fixed share per thread (on whole tiles),
+ * the seed model's backward took 1.06 of the time, B64 1.09, B20 0.985
+ * (the A/B of fwd_rows_task). */
+static void FN(bwd_rows_task)(void *arg, int tid, int nth) {
+    (void)nth;
+    FN(bwd_ctx) *cx = arg;
+    const int64_t B = cx->d->B, T = cx->d->T, n = cx->ph.n_chunks, nblk = cx->nblk;
+    unsigned fp_state = lf_fp_enter();
+    for (int64_t q = 0; q < 2; q++) {
+        int64_t c, n_done = 0;
+        for (; (c = lf_phases_claim(&cx->ph, tid, q, 0)) >= 0; n_done++) {
+            if (q == 0) {
+                FN(bwd_pack_blocks)(cx, nblk * c / n, nblk * (c + 1) / n);
+                continue;
+            }
+            const int64_t r0 = B * c / n, r1 = B * (c + 1) / n;
+            FN(bwd_init_state)(cx, r0, r1, 0, cx->Hp);
+            for (int64_t s = T - 1; s >= 0; s--) {
+                FN(bwd_step_gates)(cx, s, r0, r1, 0, nblk);
+                FN(bwd_step_dh)(cx, s, r0, r1, 0, nblk);
+            }
+            FN(bwd_final_state)(cx, r0, r1, 0, cx->Hp);
+        }
+        lf_phases_publish(&cx->ph, tid, n_done);
+        lf_phases_wait(&cx->ph, q);
+    }
     lf_fp_exit(fp_state);
 }
 
@@ -1037,16 +1090,21 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    REAL *work = lf_alloc((n_packed + 3 * n_h) * sizeof(REAL));
+    const int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
+    REAL *work = lf_alloc((n_counters + n_packed + 3 * n_h) * sizeof(REAL));
     if (!work) return LF_ENOMEM;
-    cx.packed = work;
-    cx.dh = work + n_packed;
+    cx.packed = work + n_counters;
+    cx.dh = cx.packed + n_packed;
     cx.dhpass = cx.dh + n_h;
     cx.dc = cx.dhpass + n_h;
-    int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
-    cx.row_split = FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD);
-    lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth,
-                    8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H);
+    const double flops = 8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H;
+    if (FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD)) {
+        lf_phases_init(&cx.ph, nth, (d->B + MR_BWD - 1) / MR_BWD, (lf_counter *)(void *)work);
+        lf_parallel_run_shared(FN(bwd_rows_task), &cx, &cx.ph, nth, flops);
+    } else {
+        lf_parallel_run(FN(bwd_task), &cx, &cx.bar, nth, flops);
+    }
     lf_free(work);
     return LF_OK;
 }

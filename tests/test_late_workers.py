@@ -11,9 +11,11 @@ job. Checked here:
 - a forward or matmul call does not wait for the late worker: with the
   workers 1.5 s late, each call returns long before that (a call alone takes
   milliseconds; with a barrier per step it would take the whole delay);
-- the tasks that still split their work statically (the backward time loop)
-  wait for the late worker and stay correct, also when the worker arrives
-  after the job it woke up for was closed and the next one published.
+- so does the backward time loop of small layers (chunks of rows);
+- the tasks that still split their work statically (the backward time loop
+  of wide layers, by blocks) wait for the late worker and stay correct, also
+  when the worker arrives after the job it woke up for was closed and the
+  next one published.
 """
 
 import time
@@ -69,6 +71,33 @@ def test_forward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H):
         for g, w in zip(got[:3], want[:3]):
             np.testing.assert_array_equal(g, w)
         assert elapsed < LATE_S / 3, f"forward waited for the late worker: {elapsed:.3f} s"
+
+
+# rows_pay sizes: the seed model's, and 31 rows (chunks of 5 and 6) with
+# lengths, the reverse direction and the input fused into the loop
+@pytest.mark.parametrize("B,T,I,H,masked", [(32, 60, 10, 50, False), (31, 40, 40, 50, True)])
+def test_small_backward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H, masked):
+    args = _lstm_args(B, T, I, H, seed=3)
+    kw = dict(return_sequences=True, training=True)
+    if masked:
+        kw.update(lengths=np.arange(B) % T + 1, go_backwards=True)
+    dy = np.cos(np.arange(B * T * H, dtype=np.float32)).reshape(B, T, H)
+
+    def grads(n_threads):
+        _, _, _, cache = ops.lstm_forward(**args, **kw, n_threads=n_threads)
+        t0 = time.perf_counter()
+        g = ops.lstm_backward(cache, dy=dy, n_threads=n_threads)
+        return time.perf_counter() - t0, [g.dx, g.dh0, g.dc0, g.dkernel, g.drecurrent_kernel,
+                                          g.dbias]
+
+    _engine._set_late_workers(0)
+    _, want = grads(1)
+    _engine._set_late_workers(int(LATE_S * 1e6))
+    for _ in range(3):
+        elapsed, got = grads(2)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        assert elapsed < LATE_S / 3, f"backward waited for the late worker: {elapsed:.3f} s"
 
 
 def test_matmul_does_not_wait_for_a_late_worker(late_workers):
