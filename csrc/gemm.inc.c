@@ -18,13 +18,15 @@
  * 256 bytes per 24 FMAs; A's block stays in L2). Edge panels are padded with
  * zeros to whole vectors; the last rows of a block get a tile of their own
  * height and the last columns a clipped store. Products of at most
- * LF_FEW_ROWS rows skip packing (gemm_few_rows).
+ * LF_FEW_ROWS rows skip packing (gemm_few_rows); with B one panel wide, the
+ * tiles read A's rows in place (each packed value would be read once).
  *
- * C is cut into parts, contiguous ranges of whole tiles along M or N (the one
- * whose split costs less repacking), a few per thread; threads take their own
- * parts first, then the others' not yet started (lf_phases). From 1 MB, the
- * operand that is not split is packed once for all parts in a first phase
- * (the one meeting); below, each part packs its own blocks of it.
+ * C is cut into parts, contiguous ranges of whole tiles along M or of whole
+ * vectors along N (the one whose split costs less repacking), a few per
+ * thread; threads take their own parts first, then the others' not yet
+ * started (lf_phases). Where the parts would repack 256 KB or more of the
+ * operand that is not split, it is packed once for all of them in a first
+ * phase (the one meeting); below, each part packs its own blocks of it.
  * Each element of C is the same sequence of operations whatever the split (its KC
  * blocks in order, each summed in order from zero and then added to C), so
  * results do not depend on the thread count.
@@ -600,14 +602,18 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
     /* Each part packed all of the operand that is not split, again (8 parts
      * of the large layer's dz @ kernel.T each transposed all 4 MB of kernel;
      * of its weight gradients, each packed all 13 MB of [x | hprev | 1]):
-     * pack it once, shared, in a first phase. From 1 MB (below, the extra
-     * phase costs about what it saves) up to 64 MB (beyond, or without the
-     * memory, each part packs its own blocks as before). The buffer is
-     * allocated per call: below glibc's 32 MB mmap ceiling, freeing one
-     * raises its mmap threshold past that size, so the next ones come from
-     * the heap without new page faults. */
-#define LF_SHARED_PACK(len) \
-    ((double)(len) * sizeof(REAL) >= 1024.0 * 1024 && (double)(len) * sizeof(REAL) <= 64.0 * 1024 * 1024)
+     * pack it once, shared, in a first phase, when the packing that saves is
+     * 256 KB or more (below, the extra phase costs about what it saves; from
+     * 1 MB of the operand instead, the medium layer's dz @ kernel.T, 8 parts
+     * of a 512 KB kernel, took 1.2 times as long and a batch-1 x @ kernel
+     * 1.04) and the operand at most 64 MB (beyond, or without the memory,
+     * each part packs its own blocks as before). The buffer is allocated per
+     * call: below glibc's 32 MB mmap ceiling, freeing one raises its mmap
+     * threshold past that size, so the next ones come from the heap without
+     * new page faults. */
+#define LF_SHARED_PACK(len)                                                                   \
+    ((double)(parts - 1) * (double)(len) * sizeof(REAL) >= 256.0 * 1024 &&                     \
+     (double)(len) * sizeof(REAL) <= 64.0 * 1024 * 1024)
     if (parts > 1 && !g->few_rows && !g->split_n && !g->bp) {
         const int64_t len = (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * K;
         if (LF_SHARED_PACK(len)) {
