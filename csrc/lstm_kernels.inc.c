@@ -17,9 +17,9 @@
  * memory as z. The forward shares its blocks out per step (lf_phases: each
  * thread takes its own first, then the others' that have not started); the
  * backward gives each thread fixed blocks and meets at a barrier per step.
- * Small layers split the rows instead, forward and backward (rows_pay), and
- * meet only once, after packing the weights (the forward's shares of rows
- * are claimable chunks too).
+ * Small layers split the rows instead, forward and backward (rows_pay):
+ * chunks of a register tile's rows, claimed the same way, each run through
+ * every step; the threads meet only once, after packing the weights.
  *
  * Determinism: each output element is computed by the same operations in
  * the same order whichever thread computes its block and however many
@@ -266,10 +266,11 @@ INLINE void FN(vgates)(V z[4]) {
 /* Small layers split the batch's rows among the threads instead of the
  * blocks of units: each row is a sequence of its own, so a time loop then
  * needs no meeting per step (split by blocks, every step needs all of the
- * previous one's h or dz), and the threads' shares stay even (7 blocks at
- * H = 50 split 4:3 on two). Each thread then reads all the weights every
- * step: worth it while they stay in its L2 (weight_rows x 4H), and with at
- * least one register tile of mr rows for every thread. */
+ * previous one's h or dz), and the shares stay even (7 blocks at H = 50
+ * split 4:3 on two; rows go in chunks of at most a tile, claimed). Each
+ * thread then reads all the weights every step: worth it while they stay in
+ * its L2 (weight_rows x 4H), and with at least one register tile of mr rows
+ * for every thread. */
 INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int mr) {
     const double bytes = 4.0 * (double)weight_rows * (double)Hp * (double)sizeof(REAL);
     return nth > 1 && bytes <= 160.0 * 1024 && B >= (int64_t)nth * mr;

@@ -5,12 +5,15 @@
 - The engine's kernels compute each output element with the same operations
   in the same order whichever thread owns it, so `n_threads` /
   `LSTM_FAST_NUM_THREADS` = 1 or 2 give bit-identical weights too. This costs
-  no speed: threads own whole blocks of units, there are no split reductions.
-- The time-batched GEMMs are NumPy's BLAS. OpenBLAS's results depend on its
-  own thread count (OPENBLAS_NUM_THREADS=1 vs 2 changes the last bits of
-  x.T @ dz and dz @ kernel.T; measured on OpenBLAS 0.3.31), though they are
-  reproducible run to run at a fixed count. So bit-identical runs need the
-  same OpenBLAS thread count; across counts the weights agree to rounding.
+  no speed: threads own whole blocks of units or rows, or whole tiles of a
+  product, and there are no split reductions. That includes the LSTM layers'
+  time-batched GEMMs, which run on the engine's own GEMM.
+- NumPy's BLAS still computes the Dense layers' products. OpenBLAS's results
+  may depend on its own thread count (when it ran the LSTM's GEMMs too,
+  OPENBLAS_NUM_THREADS=1 vs 2 changed the last bits of x.T @ dz and
+  dz @ kernel.T; OpenBLAS 0.3.31), though they are reproducible at a fixed
+  count. So bit-identical runs are promised at the same OpenBLAS thread
+  count; across counts the weights agree to rounding.
 """
 
 import hashlib
