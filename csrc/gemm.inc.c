@@ -219,9 +219,9 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
  * from a micro-panel of A (row r, depth k at a[r * a_rs + k * a_ks]: packed,
  * 1 and MR; read in place, lda and 1) and a packed one of B (NR a step);
  * c[r] is row r of the tile in C. nv = ceil(nr / U) vectors of columns (the
- * last panel of a product may be narrower: at N = 200 its 8 columns were a
- * ninth of the work done in full width, and the thread with that panel
- * finished last). mr and nv are constants at each call.
+ * last panel of a product, or of a part split in vectors, may be narrower:
+ * at N = 200 its 8 columns were a ninth of the work done in full width, and
+ * the thread with that panel finished last). mr and nv are constants at each call.
  * Every element is one chain of FMAs over k in order from zero, whatever mr
  * and nv: a row's result does not depend on which tile it falls in (nor then
  * on the batch it came in). */
@@ -389,8 +389,8 @@ static void FN(gemm_part)(const FN(gemm_ctx) * g, REAL *pa, REAL *pb, int64_t m0
             if (!g->bp) FN(gemm_pack_b)(g, pb, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                /* the block's micro-panel of rows ir: packed here, or in a_shared
-                 * (panels of all of op(A), each K deep) */
+                /* the block's micro-panels of A: packed here, or in a_shared
+                 * (panels of all of op(A), each K deep), or A's own rows */
                 const REAL *ablk = pa;
                 int64_t a_panel = kc * GEMM_MR;
                 if (g->a_shared) {
@@ -588,9 +588,9 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
     if (nth > tiles) nth = tiles;
     if (flops < 4e5) nth = 1; /* waking the team costs more */
     /* A few parts per thread, so that a thread that loses its core to another
-     * process leaves most of its share to the others; but below the shared
-     * packing's 1 MB each part packs again the operand that is not split (all
-     * of op(A) when N is split), so parts stay at least LF_GEMM_MIN_PART
+     * process leaves most of its share to the others; but without the shared
+     * packing (below) each part packs again the operand that is not split
+     * (all of op(A) when N is split), so parts stay at least LF_GEMM_MIN_PART
      * columns or rows wide. */
     int64_t parts = nth * LF_GEMM_PARTS_PER_THREAD;
     if (parts > (g->split_n ? N : M) / LF_GEMM_MIN_PART) parts = (g->split_n ? N : M) / LF_GEMM_MIN_PART;
@@ -622,7 +622,10 @@ static int FN(gemm_exec)(FN(gemm_ctx) * g, int n_threads) {
         }
     } else if (parts > 1 && !g->few_rows && g->split_n) {
         const int64_t len = (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR * K;
-        if (LF_SHARED_PACK(len)) g->a_shared = lf_alloc((size_t)len * sizeof(REAL));
+        /* parts of at most one panel read A in place (gemm_part): nothing to share */
+        const int64_t vectors = (N + U - 1) / U, widest = (vectors + parts - 1) / parts * U;
+        if (LF_SHARED_PACK(len) && (g->trans_a || widest > GEMM_NR))
+            g->a_shared = lf_alloc((size_t)len * sizeof(REAL));
     }
 #undef LF_SHARED_PACK
     lf_phases_init(&g->ph, (int)nth, parts, heap ? heap : counters);

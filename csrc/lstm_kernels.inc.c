@@ -303,6 +303,9 @@ typedef struct {
      * lines (B64 T50 H256 training forward: 0.95-0.96; at the seed model's
      * 128 KB the prefetches only cost, 1.01-1.025). */
     int prefetch_out;
+    /* The caller set the initial state and nothing needs packing: the loop
+     * starts at step 0, without the meeting of phase 0 (lf_forward). */
+    int state_ready;
 } FN(fwd_ctx);
 
 INLINE int FN(fwd_active)(const FN(fwd_ctx) * cx, int64_t b, int64_t t) {
@@ -648,8 +651,9 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
 
 /* The forward's unit of shared work (a chunk of lf_phases): cx->cb blocks
  * of units for all rows. Phase 0 packs the chunk's weights and sets its
- * initial state; phase s + 1 is time step s. Whoever runs a chunk computes it
- * the same way, so results do not depend on which thread ran it.
+ * initial state; phase s + 1 is time step s (phase s, when the caller set
+ * the state and nothing needs packing: cx->state_ready). Whoever runs a chunk
+ * computes it the same way, so results do not depend on which thread ran it.
  *
  * About four chunks per thread and step: a claim is a locked instruction,
  * which waits for the chunk's stores and stalls the next chunk's loads (at
@@ -750,8 +754,9 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
     (void)nth;
     FN(fwd_ctx) *cx = arg;
     const int64_t T = cx->d->T, cb = cx->cb;
+    const int64_t q0 = cx->state_ready; /* phase q - q0 of lf_phases */
     unsigned fp_state = lf_fp_enter();
-    for (int64_t q = 0; q <= T; q++) {
+    for (int64_t q = q0; q <= T; q++) {
         /* Each thread's chunks in turn forwards and backwards: the weights a
          * thread reads every step are about its L2 (512 KB of
          * recurrent_kernel per core at H = 256 on two), and sweeping them
@@ -759,7 +764,7 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
          * reversed, the lines read last are read first. */
         const int reverse = q > 0 && (q & 1) == 0;
         int64_t c, n_done = 0;
-        for (; (c = lf_phases_claim(&cx->ph, tid, q, reverse)) >= 0; n_done++) {
+        for (; (c = lf_phases_claim(&cx->ph, tid, q - q0, reverse)) >= 0; n_done++) {
             const int64_t j0 = c * cb, j1 = j0 + cb < cx->nblk ? j0 + cb : cx->nblk;
             if (q == 0) {
                 FN(fwd_pack_blocks)(cx, j0, j1);
@@ -769,15 +774,16 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
             }
         }
         lf_phases_publish(&cx->ph, tid, n_done);
-        lf_phases_wait(&cx->ph, q);
+        lf_phases_wait(&cx->ph, q - q0);
     }
     lf_fp_exit(fp_state);
 }
 
 /* The forward of small layers (rows_pay), in two phases of lf_phases:
  * phase 0 packs a share of the blocks (if any need packing), phase 1 runs
- * chunks of rows (a register tile's rows or fewer, an even split) through
- * every step. A chunk's rows never wait for another's, and a thread whose
+ * chunks of rows (a register tile's rows or fewer, an even split: chunks of
+ * whole tiles and a remainder, 6 6 6 2 at B = 20, took 1.13 times as long)
+ * through every step. A chunk's rows never wait for another's, and a thread whose
  * core is slower (a busy neighbour on a shared host, an efficiency core)
  * takes fewer chunks; a member that lost its core before starting leaves
  * its chunks to the others. With one chunk per thread the call took as long
@@ -852,6 +858,14 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
         lf_parallel_run_shared(FN(fwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {
         cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
+        /* With the weights given packed and a small state (a streaming step,
+         * a batch-1 sequence), the caller sets the state itself: phase 0
+         * would be only that, and its meeting cost more than the copy (a
+         * B1 H256 streaming step: 0.95 of the time). */
+        if (!pack_rk && !pack_k && d->T > 0 && 2.0 * (double)n_h <= 16384.0) {
+            FN(fwd_init_state)(&cx, 0, d->B, 0, cx.Hp);
+            cx.state_ready = 1;
+        }
         lf_phases_init(&cx.ph, nth, (cx.nblk + cx.cb - 1) / cx.cb, (lf_counter *)(void *)work);
         lf_parallel_run_shared(FN(fwd_task), &cx, &cx.ph, nth, flops);
     }

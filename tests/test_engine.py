@@ -108,8 +108,10 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 # B = 40: forward and backward split rows among the threads; T = 60: the
 # forward's (B, T, H) outputs past 512 KB, whose rows it prefetches
 @pytest.mark.parametrize("B, T", [(9, 13), (40, 13), (40, 60)])
-def test_thread_count_does_not_change_results(isa, dtype, I, B, T):
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "rev"])
+def test_thread_count_does_not_change_results(isa, dtype, I, B, T, go_backwards):
     p, kw = make_problem(B, T, I, 70, dtype, lengths=True)
+    kw["go_backwards"] = go_backwards
     outs = []
     for n_threads in (1, 2, 3):
         y, h, c, cache = ops.lstm_forward(**p, **kw, training=True, n_threads=n_threads)
@@ -296,6 +298,32 @@ def test_prepacked_weights_give_the_same_results(isa, dtype, H, I):
     np.testing.assert_array_equal(c1, c2)
     yr = ref.lstm_forward(**as64(p), **kw)[0]
     np.testing.assert_allclose(ops.lstm_forward(**p, **kw, packed=packed)[0], yr, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_prepacked_weights_on_the_team(isa, dtype):
+    # Large enough for the thread team: with packed weights and a small state
+    # the caller sets the state and the loop starts at step 0 (no first
+    # meeting); unpacked, the team packs and sets it in a phase of its own.
+    B, T, I, H = 2, 30, 20, 256
+    p, kw = make_problem(B, T, I, H, dtype, lengths=True)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    want = ops.lstm_forward(**p, **kw, n_threads=1)
+    for n_threads in (2, 3):
+        for opts in (dict(), dict(go_backwards=True)):
+            got = ops.lstm_forward(**p, **kw, **opts, packed=packed, n_threads=n_threads)
+            ref_ = ops.lstm_forward(**p, **kw, **opts, n_threads=1)
+            for u, v in zip(got[:3], ref_[:3]):
+                np.testing.assert_array_equal(u, v)
+        for u, v in zip(ops.lstm_forward(**p, **kw, packed=packed, n_threads=n_threads)[:3],
+                        want[:3]):
+            np.testing.assert_array_equal(u, v)
+        h1, c1 = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
+                               p["h0"], p["c0"], n_threads=1)
+        h2, c2 = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
+                               p["h0"], p["c0"], packed=packed, n_threads=n_threads)
+        np.testing.assert_array_equal(h1, h2)
+        np.testing.assert_array_equal(c1, c2)
 
 
 def test_prepacked_gemm_kernel_is_checked():

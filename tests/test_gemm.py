@@ -93,20 +93,47 @@ def test_empty_depth_gives_zeros_or_keeps_out():
     assert ops.matmul(np.ones((2, 5)), np.ones((5, 0))).shape == (2, 0)
 
 
+# The split (rows, or columns in whole vectors), A read in place for parts one
+# panel wide ((50, 100, 3000): columns split in two parts of 48 and 52 at 16
+# lanes), and the shared packing change with the thread count; results do not.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("shape", [(3200, 64, 40), (64, 3000, 300), (200, 200, 600),
-                                   (1, 3000, 300), (5, 1000, 700)])
-def test_thread_count_does_not_change_results(dtype, shape):
+                                   (1, 3000, 300), (5, 1000, 700), (640, 10, 200),
+                                   (61, 200, 640), (50, 100, 3000)])
+def test_thread_count_does_not_change_results(isa, dtype, trans, shape):
     rng = np.random.default_rng(2)
     M, N, K = shape
-    a, b, _, _ = _operands(rng, M, N, K, False, False, dtype)
-    one = ops.matmul(a, b, n_threads=1)
+    a, b, _, _ = _operands(rng, M, N, K, *trans, dtype)
+    one = ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1], n_threads=1)
     for n in (2, 3, 7):
-        np.testing.assert_array_equal(ops.matmul(a, b, n_threads=n), one)
+        np.testing.assert_array_equal(
+            ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1], n_threads=n), one)
 
 
-# Products whose unsplit operand is at least 1 MB: it is packed once, shared by
-# all the parts (split by rows: op(B); by columns: op(A)), in a first phase.
+@pytest.mark.parametrize("H", [8, 16, 40])  # 4H of 32 and 64: one AVX-512 panel
+def test_prepacked_kernel_with_a_read_in_place(isa, H):
+    # With more than FUSE_MAX_INPUT inputs and packed weights, x @ kernel reads
+    # the kernel's GEMM panels (lf_gemm_prepacked); at 4H <= one panel, the
+    # tiles read x's rows in place.
+    from lstm_fast import reference
+
+    rng = np.random.default_rng(H)
+    B, T, I = 20, 7, 40
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    kernel = (rng.standard_normal((I, 4 * H)) * 0.2).astype(np.float32)
+    recurrent = (rng.standard_normal((H, 4 * H)) * 0.2).astype(np.float32)
+    bias = (rng.standard_normal(4 * H) * 0.1).astype(np.float32)
+    packed = ops.pack_weights(kernel, recurrent)
+    got = ops.lstm_forward(x, kernel, recurrent, bias, packed=packed)[0]
+    want = reference.lstm_forward(*(v.astype(np.float64) for v in (x, kernel, recurrent, bias)))[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ops.lstm_forward(x, kernel, recurrent, bias)[0], got)
+
+
+# Products whose parts would repack 256 KB or more of the unsplit operand: it
+# is packed once, shared by all the parts (split by rows: op(B); by columns:
+# op(A)), in a first phase.
 SHARED = [(1100, 500, 600), (500, 1100, 600)]  # (M, N, K): split M, split N
 
 
