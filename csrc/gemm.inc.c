@@ -221,7 +221,8 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
  * c[r] is row r of the tile in C. nv = ceil(nr / U) vectors of columns (the
  * last panel of a product, or of a part split in vectors, may be narrower:
  * at N = 200 its 8 columns were a ninth of the work done in full width, and
- * the thread with that panel finished last). mr and nv are constants at each call.
+ * the thread with that panel finished last). mr and nv are constants at each
+ * call.
  * Every element is one chain of FMAs over k in order from zero, whatever mr
  * and nv: a row's result does not depend on which tile it falls in (nor then
  * on the batch it came in). */
@@ -327,13 +328,13 @@ INLINE REAL *FN(gemm_c_row)(const FN(gemm_ctx) * g, int64_t i) {
 
 /* The tiles of rows i0..i0+mc of a block (mr a constant at each call), for nv
  * vectors of columns; A's micro-panels a_panel apart (a_inplace, a constant
- * at each call: rows of A itself, not packed). They share out the prefetch of the pf_len values at pf
- * (a later panel of a prepacked B, or NULL). The panels of a prepacked B are
- * K * NR apart, a jump the hardware prefetcher does not follow, so the first
- * tile over each panel ran at the pace of memory, not of the FMAs: at B1 T25
- * (25 rows, 7 tiles a panel) x @ kernel took 0.73-0.80 ms at H = 512
- * (4 MB of kernel) and 3.3-3.8 ms at H = 1024 (16 MB), 0.44-0.53 and 2.9
- * with the prefetch (2 threads). */
+ * at each call: rows of A itself, not packed). They share out the prefetch
+ * of the pf_len values at pf (a later panel of a prepacked B, or NULL). The
+ * panels of a prepacked B are K * NR apart, a jump the hardware prefetcher
+ * does not follow, so the first tile over each panel ran at the pace of
+ * memory, not of the FMAs: at B1 T25 (25 rows, 7 tiles a panel) x @ kernel
+ * took 0.73-0.80 ms at H = 512 (4 MB of kernel) and 3.3-3.8 ms at H = 1024
+ * (16 MB), 0.44-0.53 and 2.9 with the prefetch (2 threads). */
 INLINE void FN(gemm_tiles)(const FN(gemm_ctx) * g, int nv, int64_t kc, const REAL *ablk,
                            int64_t a_panel, int a_inplace, const REAL *b, int64_t i0,
                            int64_t mc, int64_t j0, int64_t nr, int add, const REAL *pf,

@@ -783,10 +783,10 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
  * phase 0 packs a share of the blocks (if any need packing), phase 1 runs
  * chunks of rows (a register tile's rows or fewer, an even split: chunks of
  * whole tiles and a remainder, 6 6 6 2 at B = 20, took 1.13 times as long)
- * through every step. A chunk's rows never wait for another's, and a thread whose
- * core is slower (a busy neighbour on a shared host, an efficiency core)
- * takes fewer chunks; a member that lost its core before starting leaves
- * its chunks to the others. With one chunk per thread the call took as long
+ * through every step. A chunk's rows never wait for another's, and a thread
+ * whose core is slower (a busy neighbour on a shared host, an efficiency
+ * core) takes fewer chunks; a member that lost its core before starting
+ * leaves its chunks to the others. With one chunk per thread the call took as long
  * as the slowest core: in-process A/B at a moment when this VM's two cores
  * gave 145 and 169 GFLOP/s (a register-only FMA loop), chunks of a tile
  * took 0.96 / 0.96 / 0.91 of the time at B32 T20 H50 (the seed model), B64
@@ -1029,7 +1029,8 @@ static void FN(bwd_step_gates)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t 
                 FN(bwd_gates_row)(cx, b + r, t, tp, s, u0, nu, tc[r]);
         }
         for (; b < r1; b++)
-            FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu, FN(vtanh)(FN(vload_n)(cell + b * T * H, nu)));
+            FN(bwd_gates_row)(cx, b, t, tp, s, u0, nu,
+                              FN(vtanh)(FN(vload_n)(cell + b * T * H, nu)));
     }
 }
 
