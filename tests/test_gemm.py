@@ -111,7 +111,7 @@ def test_thread_count_does_not_change_results(isa, dtype, trans, shape):
             ops.matmul(a, b, trans_a=trans[0], trans_b=trans[1], n_threads=n), one)
 
 
-@pytest.mark.parametrize("H", [8, 16, 40])  # 4H of 32 and 64: one AVX-512 panel
+@pytest.mark.parametrize("H", [8, 16, 40])  # 4H = 32, 64: one AVX-512 panel; 160: three
 def test_prepacked_kernel_with_a_read_in_place(isa, H):
     # With more than FUSE_MAX_INPUT inputs and packed weights, x @ kernel reads
     # the kernel's GEMM panels (lf_gemm_prepacked); at 4H <= one panel, the

@@ -73,9 +73,10 @@ def test_forward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H):
         assert elapsed < LATE_S / 3, f"forward waited for the late worker: {elapsed:.3f} s"
 
 
-# rows_pay sizes: the seed model's, and 31 rows (chunks of 5 and 6) with
-# lengths, the reverse direction and the input fused into the loop
-# (both backwards above LF_COLD_FLOPS, so that they run on the team)
+# rows_pay sizes: the seed model's (its input fused into the forward's loop),
+# and 31 rows (chunks of 5 and 6) with lengths, the reverse direction and the
+# input projected by the GEMM (I = 40); both backwards above LF_COLD_FLOPS, so
+# that they run on the team
 @pytest.mark.parametrize("B,T,I,H,masked", [(32, 60, 10, 50, False), (31, 60, 40, 50, True)])
 def test_small_backward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H, masked):
     args = _lstm_args(B, T, I, H, seed=3)
