@@ -222,6 +222,7 @@ _env_threads = {}
 def _refresh_cpus():
     global _cpus
     _cpus = _usable_cpus()
+    _env_threads.clear()
 
 
 os.register_at_fork(after_in_child=_refresh_cpus)
@@ -257,6 +258,14 @@ def _threads_from_env():
     return n
 
 
+cdef int _default_threads() except -1:
+    # Neither variable set, the usual case: no strings made (a step of a
+    # stream asks on every call).
+    if getenv(b"LSTM_FAST_NUM_THREADS") == NULL and getenv(b"OMP_NUM_THREADS") == NULL:
+        return _cpus
+    return _threads_from_env()
+
+
 def get_num_threads():
     """Threads the kernels use when n_threads=None: LSTM_FAST_NUM_THREADS,
     else OMP_NUM_THREADS, else the cores this process may run on."""
@@ -265,7 +274,9 @@ def get_num_threads():
 
 cdef int _resolve_threads(n_threads) except -1:
     if n_threads is None:
-        return _threads_from_env()
+        return _default_threads()
+    if type(n_threads) is int and 1 <= n_threads <= 1024:
+        return n_threads
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
             or n_threads < 1:
         raise ValueError(
@@ -291,6 +302,65 @@ _PACKED_LAYOUT = 3
 
 
 # ---- validation ------------------------------------------------------------------
+
+# The hot paths compare dtypes by identity with these (NumPy's arrays of a
+# native float type share one dtype object); an equal dtype that is another
+# object (with metadata, say) takes the general path, which accepts it too.
+cdef object _F16 = np.dtype(np.float16)
+cdef object _F32 = np.dtype(np.float32)
+cdef object _F64 = np.dtype(np.float64)
+
+
+cdef inline bint _ready(object a, object dtype, Py_ssize_t d0, Py_ssize_t d1):
+    """a is a C-contiguous ndarray (not a subclass) of the dtype object dtype,
+    shaped (d0,) when d1 < 0 else (d0, d1): what the C code reads as it is.
+    Decided without making a Python object: a stream's step is a few
+    microseconds, and the general checks (_real) cost several."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if <void *>cnp.PyArray_DESCR(arr) != <void *>dtype or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        return False
+    if d1 < 0:
+        return cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == d0
+    return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 0) == d0
+            and cnp.PyArray_DIM(arr, 1) == d1)
+
+
+cdef object _ready_weights(object kernel, object recurrent_kernel, Py_ssize_t *I,
+                           Py_ssize_t *H):
+    """The dtype (I and H set) if kernel (I, 4H) and recurrent_kernel (H, 4H)
+    pass _ready in one float32 or float64 dtype object, else None: then
+    _check_weights decides (and converts, or raises)."""
+    if not (cnp.PyArray_CheckExact(kernel) and cnp.PyArray_CheckExact(recurrent_kernel)):
+        return None
+    cdef cnp.ndarray k = <cnp.ndarray>kernel
+    cdef cnp.ndarray r = <cnp.ndarray>recurrent_kernel
+    dtype = <object>cnp.PyArray_DESCR(r)
+    if (dtype is not _F32 and dtype is not _F64) or cnp.PyArray_NDIM(r) != 2 \
+            or cnp.PyArray_NDIM(k) != 2:
+        return None
+    cdef Py_ssize_t h = cnp.PyArray_DIM(r, 0)
+    cdef Py_ssize_t i = cnp.PyArray_DIM(k, 0)
+    if h < 1 or not _ready(r, dtype, h, 4 * h) or not _ready(k, dtype, i, 4 * h):
+        return None
+    I[0] = i
+    H[0] = h
+    return dtype
+
+
+cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
+    """_empty((B, H), dtype) for a float32 / float64 dtype, without its Python
+    call for arrays below a page (NumPy's own alignment, as _empty gives)."""
+    cdef cnp.npy_intp dims[2]
+    cdef int itemsize = 4 if dtype is _F32 else 8
+    if (dtype is _F32 or dtype is _F64) and B * H * itemsize < _ALIGN_FROM:
+        dims[0] = B
+        dims[1] = H
+        return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if dtype is _F32 else cnp.NPY_FLOAT64,
+                                 0)
+    return _empty((B, H), dtype)
+
 
 cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
     """a as a C-contiguous array of dtype with the given shape, or a clear error."""
@@ -624,7 +694,12 @@ cdef object _packed_weights_dtype(object packed, object dtype):
 
 
 cdef bint _is_half(object packed, object dtype):
-    return packed is not None and _packed_weights_dtype(packed, dtype) == np.float16
+    if packed is None:
+        return False
+    wdtype = getattr(packed, "weights_dtype", None)
+    if wdtype is _F16 or wdtype is dtype:  # as pack_weights sets it
+        return wdtype is _F16
+    return _packed_weights_dtype(packed, dtype) == np.float16
 
 
 cdef object _require_half_support():
@@ -685,9 +760,39 @@ def pack_weights(kernel, recurrent_kernel, n_threads=None, *, weights_dtype=None
     return PackedWeights(kernel, recurrent_kernel, n_threads, weights_dtype)
 
 
+cdef bint _packed_ready(object packed, object dtype, Py_ssize_t I, Py_ssize_t H):
+    """True when packed is a PackedWeights as pack_weights made it, for these
+    weights and the current ISA path: the checks of _check_packed, on values
+    compared by identity where it converts (a step of a stream makes this
+    call). False sends the call through those checks, which decide."""
+    if type(packed) is not PackedWeights:
+        return False
+    cdef dict state = packed.__dict__
+    wdtype = state.get("weights_dtype")
+    cdef bint f32 = dtype is _F32
+    if not (f32 or dtype is _F64) or state.get("dtype") is not dtype \
+            or not (wdtype is dtype or (wdtype is _F16 and f32)):
+        return False
+    if state.get("input_dim") != I or state.get("units") != H \
+            or state.get("layout") != _PACKED_LAYOUT \
+            or state.get("isa") != _isa_names[lf_get_isa()]:
+        return False
+    if wdtype is _F16 and not lf_half_supported():
+        return False
+    if not _ready(state.get("kernel"), wdtype,
+                  lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H), -1):
+        return False
+    if not _ready(state.get("recurrent_kernel"), wdtype,
+                  lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H), -1):
+        return False
+    return I <= FUSE_MAX_INPUT or _ready(
+        state.get("kernel_gemm"), dtype,
+        lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H), -1)
+
+
 cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t H):
-    if packed is None:
-        return None
+    if packed is None or _packed_ready(packed, dtype, I, H):
+        return packed
     if not isinstance(packed, PackedWeights):
         raise TypeError(
             f"Expected packed to be a PackedWeights from pack_weights(). "
@@ -911,22 +1016,36 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     weights pass ``packed=pack_weights(kernel, recurrent_kernel)``: a step then
     reads the packed weights and nothing is copied per call.
     """
-    kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
-    if not isinstance(x_t, np.ndarray):
-        x_t = np.asarray(x_t)
-    if x_t.ndim != 2 or x_t.shape[1] != I:
-        raise ValueError(
-            f"Expected x_t.shape=(B, I)=(B, {I}) (I={I} from kernel). "
-            f"Received: x_t.shape={x_t.shape}")
-    B = x_t.shape[0]
-    x_t = _real(x_t, "x_t", dtype, (B, I), "(B, I)")
-    h = _optional(h, "h", dtype, (B, H), "(B, H)")
-    c = _optional(c, "c", dtype, (B, H), "(B, H)")
+    cdef Py_ssize_t B = 0, I = 0, H = 0
+    # A stream passes the same ready arrays on every call: checked here
+    # without making Python objects (the general checks below cost several
+    # microseconds, a fifth of a step at H = 256); anything else goes there.
+    dtype = _ready_weights(kernel, recurrent_kernel, &I, &H)
+    cdef bint ready = dtype is not None and cnp.PyArray_CheckExact(x_t) \
+        and cnp.PyArray_NDIM(<cnp.ndarray>x_t) == 2
+    if ready:
+        B = cnp.PyArray_DIM(<cnp.ndarray>x_t, 0)
+        ready = (_ready(x_t, dtype, B, I) and (bias is None or _ready(bias, dtype, 4 * H, -1))
+                 and (h is None or _ready(h, dtype, B, H))
+                 and (c is None or _ready(c, dtype, B, H)))
+    if not ready:
+        kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel,
+                                                                     bias)
+        if not isinstance(x_t, np.ndarray):
+            x_t = np.asarray(x_t)
+        if x_t.ndim != 2 or x_t.shape[1] != I:
+            raise ValueError(
+                f"Expected x_t.shape=(B, I)=(B, {I}) (I={I} from kernel). "
+                f"Received: x_t.shape={x_t.shape}")
+        B = x_t.shape[0]
+        x_t = _real(x_t, "x_t", dtype, (B, I), "(B, I)")
+        h = _optional(h, "h", dtype, (B, H), "(B, H)")
+        c = _optional(c, "c", dtype, (B, H), "(B, H)")
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
 
-    h_new = _empty((B, H), dtype)
-    c_new = _empty((B, H), dtype)
+    h_new = _empty_rows(B, H, dtype)
+    c_new = _empty_rows(B, H, dtype)
     cdef lf_lstm_dims d
     d.B, d.T, d.I, d.H = B, 1, I, H
     d.go_backwards = 0
@@ -948,7 +1067,7 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     if _is_half(packed, dtype):  # half-precision copies
         pkh, prkh, pkp, prkp = pkp, prkp, NULL, NULL
     cdef int rc
-    cdef bint f32 = dtype == np.float32
+    cdef bint f32 = dtype is _F32 or dtype == np.float32
     # x_t @ kernel is fused into the step (no separate GEMM call); y and h_T
     # are the same array: at T = 1 they are the same numbers.
     with nogil:

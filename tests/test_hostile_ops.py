@@ -219,6 +219,64 @@ def test_step_with_empty_batch():
     assert h.shape == c.shape == (0, H)
 
 
+# ---------------------------------------------------------------- a step's two checks
+
+# lstm_step checks C-contiguous arrays of the weights' own dtype object
+# without making Python objects (a stream's case), everything else through
+# the general conversions. Each form below takes the general path and must
+# give what the ready arrays give, bit for bit.
+_FORMS = {
+    "list": lambda a: a.tolist(),
+    "float64": lambda a: a.astype(np.float64),
+    "fortran": lambda a: np.asfortranarray(a) if a.ndim == 2 else a,
+    "strided": lambda a: np.repeat(a, 2, axis=-1)[..., ::2],
+    "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
+    "metadata": lambda a: a.astype(np.dtype(a.dtype, metadata={"unit": "V"})),
+    "subclass": lambda a: a.view(type("Sub", (np.ndarray,), {})),
+}
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [(name, form) for name in ("x_t", "kernel", "recurrent_kernel", "bias", "h", "c")
+     for form in _FORMS
+     # the weights' dtype is the computation's: these forms change it or are refused
+     if name not in ("kernel", "recurrent_kernel") or form not in ("float64", "big-endian",
+                                                                   "list")])
+@pytest.mark.parametrize("with_packed", [False, True], ids=["unpacked", "packed"])
+def test_step_of_any_array_form_equals_the_ready_arrays(name, form, with_packed):
+    p = problem(np.float32, B=4, I=5, H=9)
+    ready = dict(x_t=p["x"][:, 0].copy(), kernel=p["kernel"],
+                 recurrent_kernel=p["recurrent_kernel"], bias=p["bias"], h=p["h0"], c=p["c0"])
+    other = dict(ready, **{name: _FORMS[form](ready[name])})
+    kw = {}
+    if with_packed:
+        kw["packed"] = ops.pack_weights(ready["kernel"], ready["recurrent_kernel"])
+    want = ops.lstm_step(**ready, **kw)
+    got = ops.lstm_step(**other, **kw)
+    for u, v in zip(got, want):
+        assert type(u) is np.ndarray and u.dtype == np.float32 and u.flags.c_contiguous
+        np.testing.assert_array_equal(u, v)
+    # and the ready arrays' step is the reference's
+    y, hr, cr, _ = ref.lstm_forward(
+        p["x"][:, :1], ready["kernel"], ready["recurrent_kernel"], ready["bias"], ready["h"],
+        ready["c"])
+    np.testing.assert_allclose(want[0], hr, **TOL[np.float32])
+    np.testing.assert_allclose(want[1], cr, **TOL[np.float32])
+
+
+def test_step_outputs_of_a_page_start_on_a_cache_line():
+    p = problem(np.float32, B=1, I=3, H=1024)
+    h, c = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
+                         p["h0"], p["c0"])
+    for a in (h, c):
+        assert a.nbytes == 4096 and a.__array_interface__["data"][0] % 64 == 0
+    hr, cr = ref.lstm_forward(p["x"][:, :1], p["kernel"], p["recurrent_kernel"], p["bias"],
+                              p["h0"], p["c0"])[1:3]
+    np.testing.assert_allclose(h, hr, **TOL[np.float32])
+    np.testing.assert_allclose(c, cr, **TOL[np.float32])
+
+
 # ---------------------------------------------------------------- lengths
 
 
