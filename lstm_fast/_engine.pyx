@@ -354,7 +354,8 @@ cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
     call for arrays below a page (NumPy's own alignment, as _empty gives)."""
     cdef cnp.npy_intp dims[2]
     cdef int itemsize = 4 if dtype is _F32 else 8
-    if (dtype is _F32 or dtype is _F64) and B * H * itemsize < _ALIGN_FROM:
+    if (dtype is _F32 or dtype is _F64) and B < _ALIGN_FROM and H < _ALIGN_FROM \
+            and B * H * itemsize < _ALIGN_FROM:  # (B and H first: no overflow)
         dims[0] = B
         dims[1] = H
         return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if dtype is _F32 else cnp.NPY_FLOAT64,

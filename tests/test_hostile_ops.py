@@ -611,6 +611,16 @@ def test_huge_step_batch_is_a_memory_error():
         ops.lstm_step(huge((2**47, I)), p["kernel"], p["recurrent_kernel"])
 
 
+@pytest.mark.parametrize("B_log2", [50, 60], ids=["2**50", "2**60"])
+def test_huge_step_batch_without_features_is_a_memory_error(B_log2):
+    # x_t holds no numbers (I = 0) and is C-contiguous: the step's ready-array
+    # checks take it, and its (B, H) outputs, claiming more bytes than fit in
+    # 64 bits at 2**60, cannot be allocated.
+    x = np.zeros((2**B_log2, 0), np.float32)
+    with pytest.raises(MemoryError, match="lstm_fast"):
+        ops.lstm_step(x, np.zeros((0, 4 * H), np.float32), np.zeros((H, 4 * H), np.float32))
+
+
 def test_still_works_after_memory_errors():
     p = problem()
     for _ in range(3):
