@@ -303,23 +303,30 @@ _PACKED_LAYOUT = 3
 
 # ---- validation ------------------------------------------------------------------
 
-# The hot paths compare dtypes by identity with these (NumPy's arrays of a
-# native float type share one dtype object); an equal dtype that is another
-# object (with metadata, say) takes the general path, which accepts it too.
+# The computation's dtype is always one of these objects (_check_weights,
+# PackedWeights), so the hot paths compare it by identity. Arrays are taken by
+# their type number: an unpickled array's dtype is an equal copy, not NumPy's
+# own object, and one with metadata holds the same numbers.
 cdef object _F16 = np.dtype(np.float16)
 cdef object _F32 = np.dtype(np.float32)
 cdef object _F64 = np.dtype(np.float64)
 
 
-cdef inline bint _ready(object a, object dtype, Py_ssize_t d0, Py_ssize_t d1):
-    """a is a C-contiguous ndarray (not a subclass) of the dtype object dtype,
-    shaped (d0,) when d1 < 0 else (d0, d1): what the C code reads as it is.
-    Decided without making a Python object: a stream's step is a few
-    microseconds, and the general checks (_real) cost several."""
+cdef inline int _typenum(object dtype):
+    return cnp.NPY_FLOAT16 if dtype is _F16 else cnp.NPY_FLOAT if dtype is _F32 else cnp.NPY_DOUBLE
+
+
+cdef inline bint _ready(object a, int typenum, Py_ssize_t d0, Py_ssize_t d1):
+    """a is an ndarray (not a subclass) of this type number in the machine's
+    byte order, C-contiguous and aligned, shaped (d0,) when d1 < 0 else
+    (d0, d1): what the C code reads as it is. Decided without making a
+    Python object: a stream's step is a few microseconds, and the general
+    checks (_real) cost several."""
     if not cnp.PyArray_CheckExact(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
-    if <void *>cnp.PyArray_DESCR(arr) != <void *>dtype or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+    if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISNOTSWAPPED(arr)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr)):
         return False
     if d1 < 0:
         return cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == d0
@@ -327,26 +334,35 @@ cdef inline bint _ready(object a, object dtype, Py_ssize_t d0, Py_ssize_t d1):
             and cnp.PyArray_DIM(arr, 1) == d1)
 
 
-cdef object _ready_weights(object kernel, object recurrent_kernel, Py_ssize_t *I,
-                           Py_ssize_t *H):
-    """The dtype (I and H set) if kernel (I, 4H) and recurrent_kernel (H, 4H)
-    pass _ready in one float32 or float64 dtype object, else None: then
-    _check_weights decides (and converts, or raises)."""
-    if not (cnp.PyArray_CheckExact(kernel) and cnp.PyArray_CheckExact(recurrent_kernel)):
+cdef object _ready_step(object x_t, object kernel, object recurrent_kernel, object bias,
+                        object h, object c, Py_ssize_t *B, Py_ssize_t *I, Py_ssize_t *H):
+    """The computation's dtype (B, I and H set) if lstm_step's arrays all pass
+    _ready: kernel (I, 4H) and recurrent_kernel (H, 4H) float32 or float64,
+    the others of their type, x_t (B, I), bias (4H,), h and c (B, H) or None.
+    Else None: then the general checks decide (and convert, or raise)."""
+    if not (cnp.PyArray_CheckExact(kernel) and cnp.PyArray_CheckExact(recurrent_kernel)
+            and cnp.PyArray_CheckExact(x_t)):
         return None
     cdef cnp.ndarray k = <cnp.ndarray>kernel
     cdef cnp.ndarray r = <cnp.ndarray>recurrent_kernel
-    dtype = <object>cnp.PyArray_DESCR(r)
-    if (dtype is not _F32 and dtype is not _F64) or cnp.PyArray_NDIM(r) != 2 \
-            or cnp.PyArray_NDIM(k) != 2:
+    cdef cnp.ndarray x = <cnp.ndarray>x_t
+    cdef int typenum = cnp.PyArray_TYPE(r)
+    if (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(r) != 2 \
+            or cnp.PyArray_NDIM(k) != 2 or cnp.PyArray_NDIM(x) != 2:
         return None
-    cdef Py_ssize_t h = cnp.PyArray_DIM(r, 0)
-    cdef Py_ssize_t i = cnp.PyArray_DIM(k, 0)
-    if h < 1 or not _ready(r, dtype, h, 4 * h) or not _ready(k, dtype, i, 4 * h):
+    cdef Py_ssize_t hh = cnp.PyArray_DIM(r, 0), ii = cnp.PyArray_DIM(k, 0)
+    cdef Py_ssize_t bb = cnp.PyArray_DIM(x, 0)
+    if hh < 1 or not _ready(r, typenum, hh, 4 * hh) or not _ready(k, typenum, ii, 4 * hh) \
+            or not _ready(x, typenum, bb, ii):
         return None
-    I[0] = i
-    H[0] = h
-    return dtype
+    if (bias is not None and not _ready(bias, typenum, 4 * hh, -1)
+            or h is not None and not _ready(h, typenum, bb, hh)
+            or c is not None and not _ready(c, typenum, bb, hh)):
+        return None
+    B[0] = bb
+    I[0] = ii
+    H[0] = hh
+    return _F32 if typenum == cnp.NPY_FLOAT else _F64
 
 
 cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
@@ -366,7 +382,8 @@ cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
 cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
     """a as a C-contiguous array of dtype with the given shape, or a clear error."""
     if type(a) is np.ndarray and a.dtype is dtype and a.shape == shape \
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
         return a  # already what the C code reads: the common case, kept cheap
     if not isinstance(a, np.ndarray):
         try:
@@ -380,7 +397,10 @@ cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
     if a.shape != shape:
         raise ValueError(
             f"Expected {name}.shape={shape_doc}={shape}. Received: {name}.shape={a.shape}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    a = np.ascontiguousarray(a, dtype=dtype)
+    # a view of a buffer at an odd offset stays misaligned: the C code reads
+    # its elements as floats
+    return a if a.flags.aligned else a.copy()
 
 
 cdef object _optional(object a, str name, object dtype, tuple shape, str shape_doc):
@@ -402,7 +422,7 @@ cdef object _weights_dtype(object kernel, object recurrent_kernel):
         raise TypeError(
             f"Expected kernel.dtype to be float32 or float64 (it sets the dtype of the "
             f"computation). Received: kernel.dtype={dtype}")
-    return dtype
+    return _F32 if dtype == _F32 else _F64  # NumPy's own objects (metadata dropped)
 
 
 cdef tuple _check_weights(object kernel, object recurrent_kernel, object bias):
@@ -669,6 +689,14 @@ class PackedWeights:
         # unpickled arrays are NumPy's own: back onto cache lines (_empty);
         # the state may be another object's __dict__ (copy.copy): not changed
         state = dict(state)
+        # pickled dtypes come back as equal copies: NumPy's own objects again,
+        # which the checks of a step compare by identity (_packed_ready)
+        for name in ("dtype", "weights_dtype"):
+            v = state.get(name)
+            if isinstance(v, np.dtype):
+                for canonical in (_F16, _F32, _F64):
+                    if v == canonical:
+                        state[name] = canonical
         for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
             a = state.get(name)
             if (isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous
@@ -733,7 +761,7 @@ cdef object _check_weights_dtype(object weights_dtype, object dtype):
         raise ValueError(
             f"Expected float32 weights for weights_dtype='float16'. Received: weights of "
             f"dtype {np.dtype(dtype).name}")
-    return w
+    return _F16 if w == _F16 else dtype
 
 
 cdef object _check_half_range(object w, str name):
@@ -768,7 +796,9 @@ cdef bint _packed_ready(object packed, object dtype, Py_ssize_t I, Py_ssize_t H)
     call). False sends the call through those checks, which decide."""
     if type(packed) is not PackedWeights:
         return False
-    cdef dict state = packed.__dict__
+    state = packed.__dict__
+    if type(state) is not dict:
+        return False
     wdtype = state.get("weights_dtype")
     cdef bint f32 = dtype is _F32
     if not (f32 or dtype is _F64) or state.get("dtype") is not dtype \
@@ -780,14 +810,15 @@ cdef bint _packed_ready(object packed, object dtype, Py_ssize_t I, Py_ssize_t H)
         return False
     if wdtype is _F16 and not lf_half_supported():
         return False
-    if not _ready(state.get("kernel"), wdtype,
+    cdef int wtype = _typenum(wdtype)
+    if not _ready(state.get("kernel"), wtype,
                   lf_lstm_packed_len_f32(I, H) if f32 else lf_lstm_packed_len_f64(I, H), -1):
         return False
-    if not _ready(state.get("recurrent_kernel"), wdtype,
+    if not _ready(state.get("recurrent_kernel"), wtype,
                   lf_lstm_packed_len_f32(H, H) if f32 else lf_lstm_packed_len_f64(H, H), -1):
         return False
     return I <= FUSE_MAX_INPUT or _ready(
-        state.get("kernel_gemm"), dtype,
+        state.get("kernel_gemm"), _typenum(dtype),
         lf_gemm_packed_len_f32(I, 4 * H) if f32 else lf_gemm_packed_len_f64(I, 4 * H), -1)
 
 
@@ -831,10 +862,11 @@ cdef object _check_packed(object packed, object dtype, Py_ssize_t I, Py_ssize_t 
     for name, adtype, n in expected:
         a = getattr(packed, name, None)
         if (not isinstance(a, np.ndarray) or a.dtype != adtype or a.shape != (n,)
-                or not a.flags.c_contiguous):
+                or not a.flags.c_contiguous or not a.flags.aligned):
             raise ValueError(
-                f"Expected packed.{name} to be the C-contiguous {np.dtype(adtype).name} array of "
-                f"shape ({n},) made by pack_weights. Received: {type(a).__name__} "
+                f"Expected packed.{name} to be the C-contiguous aligned "
+                f"{np.dtype(adtype).name} array of shape ({n},) made by pack_weights. "
+                f"Received: {type(a).__name__} "
                 f"shape={getattr(a, 'shape', None)} dtype={getattr(a, 'dtype', None)}")
     return packed
 
@@ -1020,16 +1052,9 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     cdef Py_ssize_t B = 0, I = 0, H = 0
     # A stream passes the same ready arrays on every call: checked here
     # without making Python objects (the general checks below cost several
-    # microseconds, a fifth of a step at H = 256); anything else goes there.
-    dtype = _ready_weights(kernel, recurrent_kernel, &I, &H)
-    cdef bint ready = dtype is not None and cnp.PyArray_CheckExact(x_t) \
-        and cnp.PyArray_NDIM(<cnp.ndarray>x_t) == 2
-    if ready:
-        B = cnp.PyArray_DIM(<cnp.ndarray>x_t, 0)
-        ready = (_ready(x_t, dtype, B, I) and (bias is None or _ready(bias, dtype, 4 * H, -1))
-                 and (h is None or _ready(h, dtype, B, H))
-                 and (c is None or _ready(c, dtype, B, H)))
-    if not ready:
+    # microseconds, a third of a step at H = 256); anything else goes there.
+    dtype = _ready_step(x_t, kernel, recurrent_kernel, bias, h, c, &B, &I, &H)
+    if dtype is None:
         kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel,
                                                                      bias)
         if not isinstance(x_t, np.ndarray):
@@ -1088,6 +1113,14 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
                                      &d, nth)
     _raise_for(rc, "LSTM step")
     return h_new, c_new
+
+
+def _step_is_ready(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, packed=None):
+    """Testing aid: (whether lstm_step's arrays, whether its packed weights,
+    pass the checks of its ready path)."""
+    cdef Py_ssize_t B = 0, I = 0, H = 0
+    dtype = _ready_step(x_t, kernel, recurrent_kernel, bias, h, c, &B, &I, &H)
+    return dtype is not None, dtype is not None and _packed_ready(packed, dtype, I, H)
 
 
 # ---- backward ------------------------------------------------------------------

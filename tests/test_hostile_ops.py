@@ -12,11 +12,13 @@ than 2**48 bytes (beyond the 48-bit address space, so no allocation can
 succeed whatever the overcommit policy) but never touch that memory.
 """
 
+import pickle
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import as_strided
 
-from lstm_fast import ops
+from lstm_fast import _engine, ops
 from lstm_fast import reference as ref
 
 B, T, I, H = 3, 5, 4, 6  # noqa: E741 - the shape letters of DESIGN.md
@@ -221,37 +223,64 @@ def test_step_with_empty_batch():
 
 # ---------------------------------------------------------------- a step's two checks
 
-# lstm_step checks C-contiguous arrays of the weights' own dtype object
-# without making Python objects (a stream's case), everything else through
-# the general conversions. Each form below takes the general path and must
-# give what the ready arrays give, bit for bit.
-_FORMS = {
+# lstm_step checks its arrays without making Python objects when they are
+# what the C code reads as they are (ndarrays of the computation's type in
+# the machine's byte order, C-contiguous, aligned: a stream's case), and
+# converts everything else through the general checks. Every form below
+# must give what the ready arrays give, bit for bit; the first ones take the
+# general path, the last two (the same numbers under an equal dtype object)
+# the ready one.
+
+
+def _misaligned(a):
+    """a copy of a whose data starts one byte past an aligned address"""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = buf[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+_GENERAL_FORMS = {
     "list": lambda a: a.tolist(),
     "float64": lambda a: a.astype(np.float64),
-    "fortran": lambda a: np.asfortranarray(a) if a.ndim == 2 else a,
+    "fortran": lambda a: np.asfortranarray(a) if a.ndim == 2 else a[::-1].copy()[::-1],
     "strided": lambda a: np.repeat(a, 2, axis=-1)[..., ::2],
     "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">")),
-    "metadata": lambda a: a.astype(np.dtype(a.dtype, metadata={"unit": "V"})),
+    "misaligned": _misaligned,
     "subclass": lambda a: a.view(type("Sub", (np.ndarray,), {})),
 }
+_READY_FORMS = {
+    "metadata": lambda a: a.astype(np.dtype(a.dtype, metadata={"unit": "V"})),
+    "unpickled": lambda a: pickle.loads(pickle.dumps(a)),
+}
+_FORMS = {**_GENERAL_FORMS, **_READY_FORMS}
+_STEP_ARGS = ("x_t", "kernel", "recurrent_kernel", "bias", "h", "c")
+
+
+def _step_problem(dtype=np.float32):
+    p = problem(dtype, B=4, I=5, H=9)
+    return dict(x_t=p["x"][:, 0].copy(), kernel=p["kernel"],
+                recurrent_kernel=p["recurrent_kernel"], bias=p["bias"], h=p["h0"], c=p["c0"])
 
 
 @pytest.mark.parametrize(
     "name, form",
-    [(name, form) for name in ("x_t", "kernel", "recurrent_kernel", "bias", "h", "c")
-     for form in _FORMS
-     # the weights' dtype is the computation's: these forms change it or are refused
-     if name not in ("kernel", "recurrent_kernel") or form not in ("float64", "big-endian",
-                                                                   "list")])
+    [(name, form) for name in _STEP_ARGS for form in _FORMS
+     # kernel's dtype is the computation's: these forms change it or are refused
+     if (name != "kernel" or form not in ("float64", "big-endian", "list"))
+     # recurrent_kernel must be an array
+     and (name != "recurrent_kernel" or form != "list")])
 @pytest.mark.parametrize("with_packed", [False, True], ids=["unpacked", "packed"])
 def test_step_of_any_array_form_equals_the_ready_arrays(name, form, with_packed):
-    p = problem(np.float32, B=4, I=5, H=9)
-    ready = dict(x_t=p["x"][:, 0].copy(), kernel=p["kernel"],
-                 recurrent_kernel=p["recurrent_kernel"], bias=p["bias"], h=p["h0"], c=p["c0"])
+    ready = _step_problem()
     other = dict(ready, **{name: _FORMS[form](ready[name])})
     kw = {}
     if with_packed:
         kw["packed"] = ops.pack_weights(ready["kernel"], ready["recurrent_kernel"])
+    # the path it takes
+    assert _engine._step_is_ready(**ready, **kw) == (True, with_packed)
+    assert _engine._step_is_ready(**other, **kw)[0] == (form in _READY_FORMS)
     want = ops.lstm_step(**ready, **kw)
     got = ops.lstm_step(**other, **kw)
     for u, v in zip(got, want):
@@ -259,10 +288,57 @@ def test_step_of_any_array_form_equals_the_ready_arrays(name, form, with_packed)
         np.testing.assert_array_equal(u, v)
     # and the ready arrays' step is the reference's
     y, hr, cr, _ = ref.lstm_forward(
-        p["x"][:, :1], ready["kernel"], ready["recurrent_kernel"], ready["bias"], ready["h"],
-        ready["c"])
+        ready["x_t"][:, None], ready["kernel"], ready["recurrent_kernel"], ready["bias"],
+        ready["h"], ready["c"])
     np.testing.assert_allclose(want[0], hr, **TOL[np.float32])
     np.testing.assert_allclose(want[1], cr, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("weights_dtype", [None, "float16"])
+def test_a_step_on_unpickled_arrays_and_packed_weights_takes_the_ready_path(weights_dtype):
+    # what a worker process receives: every dtype an equal copy of NumPy's own
+    if weights_dtype and not ops.half_weights_supported():
+        pytest.skip("no F16C on this CPU and ISA path")
+    ready = _step_problem()
+    packed = ops.pack_weights(ready["kernel"], ready["recurrent_kernel"],
+                              weights_dtype=weights_dtype)
+    sent = pickle.loads(pickle.dumps((ready, packed)))
+    assert sent[0]["kernel"].dtype is not np.dtype(np.float32)  # what made this test
+    assert _engine._step_is_ready(**sent[0], packed=sent[1]) == (True, True)
+    for u, v in zip(ops.lstm_step(**sent[0], packed=sent[1]),
+                    ops.lstm_step(**ready, packed=packed)):
+        np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "name, shape",
+    [("x_t", (4, 6)), ("x_t", (4, 5, 1)), ("h", (5, 9)), ("h", (4, 10)), ("c", (3, 9)),
+     ("c", (4, 8)), ("bias", (40,)), ("bias", (36, 1))],
+    ids=lambda v: str(v))
+def test_step_wrong_shape_of_a_ready_array_names_it(name, shape, dtype):
+    # C-contiguous arrays of the computation's dtype, as the ready path takes
+    # them: a wrong size must send the call to the checks that name it
+    args = _step_problem(dtype)
+    args[name] = np.zeros(shape, dtype)
+    assert not _engine._step_is_ready(**args)[0]
+    with pytest.raises(ValueError, match=rf"\b{name}\.shape"):
+        ops.lstm_step(**args)
+
+
+def test_forward_and_backward_on_misaligned_arrays():
+    # the general checks copy a misaligned array (the C code reads its
+    # elements as floats): the same numbers as aligned arrays
+    p = problem(np.float32)
+    q = {k: _misaligned(v) for k, v in p.items()}
+    want = ops.lstm_forward(**p, training=True)
+    got = ops.lstm_forward(**q, training=True)
+    for u, v in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(u, v)
+    dy = np.ones_like(want[0])
+    for u, v in zip(ops.lstm_backward(got[3], dy=_misaligned(dy)),
+                    ops.lstm_backward(want[3], dy=dy)):
+        np.testing.assert_array_equal(u, v)
 
 
 def test_step_outputs_of_a_page_start_on_a_cache_line():
@@ -525,8 +601,8 @@ def test_a_read_only_cache_is_refused_unless_retained():
 
 @pytest.mark.parametrize("name", ["kernel", "recurrent_kernel"])
 @pytest.mark.parametrize("forge", [lambda a: a[:3].copy(), lambda a: a.astype(np.float32),
-                                   lambda a: np.repeat(a, 2)[::2], lambda a: None],
-                         ids=["short", "f32", "strided", "none"])
+                                   lambda a: np.repeat(a, 2)[::2], lambda a: None, _misaligned],
+                         ids=["short", "f32", "strided", "none", "misaligned"])
 def test_modified_packed_weights_are_refused(name, forge):
     p = problem()
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
