@@ -177,11 +177,13 @@ def _adam_update(p, g, m, v, v_hat, one_minus_beta_1, one_minus_beta_2, epsilon,
                 f"type {type(obj).__name__}, dtype {getattr(obj, 'dtype', None)}")
         a = <cnp.ndarray>obj
         if (a.ndim != 1 or a.shape[0] != p.shape[0] or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                or not cnp.PyArray_ISALIGNED(a)
                 or (name != "g" and not cnp.PyArray_ISWRITEABLE(a))):
             raise ValueError(
-                f"Expected {name} to be 1-D, C-contiguous{'' if name == 'g' else ', writeable'} "
-                f"and of p's shape {p.shape}. Received: {name}.shape={obj.shape}, "
-                f"contiguous={obj.flags.c_contiguous}, writeable={obj.flags.writeable}")
+                f"Expected {name} to be 1-D, C-contiguous, aligned"
+                f"{'' if name == 'g' else ', writeable'} and of p's shape {p.shape}. Received: "
+                f"{name}.shape={obj.shape}, contiguous={obj.flags.c_contiguous}, "
+                f"aligned={obj.flags.aligned}, writeable={obj.flags.writeable}")
     cdef int64_t n = p.shape[0]
     cdef int rc
     cdef void *pp = _ptr(p)
@@ -313,7 +315,10 @@ cdef object _F64 = np.dtype(np.float64)
 
 
 cdef inline int _typenum(object dtype):
-    return cnp.NPY_FLOAT16 if dtype is _F16 else cnp.NPY_FLOAT if dtype is _F32 else cnp.NPY_DOUBLE
+    """The type number of one of the three dtype objects above, else -1 (no
+    array's: then _ready refuses)."""
+    return (cnp.NPY_FLOAT16 if dtype is _F16 else cnp.NPY_FLOAT if dtype is _F32
+            else cnp.NPY_DOUBLE if dtype is _F64 else -1)
 
 
 cdef inline bint _ready(object a, int typenum, Py_ssize_t d0, Py_ssize_t d1):
@@ -458,7 +463,8 @@ cdef object _check_lengths(object lengths, Py_ssize_t B, Py_ssize_t T):
         raise ValueError(
             f"Expected every length in [0, T]=[0, {T}]. "
             f"Received: lengths min={a.min()}, max={a.max()}")
-    return np.ascontiguousarray(a, dtype=np.int64)
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    return a if a.flags.aligned else a.copy()  # the C code reads int64s
 
 
 cdef void _raise_for(int rc, str what) except *:
@@ -591,12 +597,13 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, accumulate=False,
             raise ValueError("Expected out to be given with accumulate=True. Received: out=None")
         out = _empty((M, N), dtype)
     elif not (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (M, N)
-              and out.flags.c_contiguous and out.flags.writeable):
+              and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable):
         raise ValueError(
-            f"Expected out to be a writeable C-contiguous {dtype.name} array of shape "
-            f"{(M, N)}. Received: "
-            + (f"{out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray)
-               else type(out).__name__))
+            f"Expected out to be a writeable, aligned, C-contiguous {dtype.name} array of "
+            f"shape {(M, N)}. Received: "
+            + (f"{out.dtype} array of shape {out.shape} (contiguous={out.flags.c_contiguous}, "
+               f"aligned={out.flags.aligned}, writeable={out.flags.writeable})"
+               if isinstance(out, np.ndarray) else type(out).__name__))
     _gemm(a, trans_a, b_arr, trans_b, out, accumulate, _resolve_threads(n_threads))
     return out
 
@@ -684,11 +691,10 @@ class PackedWeights:
             _raise_for(rc, "weight packing")
 
     def __setstate__(self, state):
-        # a pickle made before weights_dtype existed holds the weights' own dtype
-        state.setdefault("weights_dtype", state.get("dtype"))
-        # unpickled arrays are NumPy's own: back onto cache lines (_empty);
         # the state may be another object's __dict__ (copy.copy): not changed
         state = dict(state)
+        # a pickle made before weights_dtype existed holds the weights' own dtype
+        state.setdefault("weights_dtype", state.get("dtype"))
         # pickled dtypes come back as equal copies: NumPy's own objects again,
         # which the checks of a step compare by identity (_packed_ready)
         for name in ("dtype", "weights_dtype"):
@@ -697,12 +703,14 @@ class PackedWeights:
                 for canonical in (_F16, _F32, _F64):
                     if v == canonical:
                         state[name] = canonical
+        # unpickled arrays are NumPy's own: back onto cache lines (_empty), and
+        # any misaligned one (an out-of-band buffer) onto its elements' alignment
         for name in ("kernel", "recurrent_kernel", "kernel_gemm"):
             a = state.get(name)
             if (isinstance(a, np.ndarray) and a.ndim == 1 and a.flags.c_contiguous
                     and a.dtype in (np.float16, np.float32, np.float64)
-                    and a.nbytes >= _ALIGN_FROM
-                    and <size_t>cnp.PyArray_DATA(<cnp.ndarray>a) % _ALIGN != 0):
+                    and (not a.flags.aligned or a.nbytes >= _ALIGN_FROM
+                         and <size_t>cnp.PyArray_DATA(<cnp.ndarray>a) % _ALIGN != 0)):
                 state[name] = _empty(a.shape, a.dtype)
                 state[name][...] = a
         self.__dict__.update(state)
@@ -1143,9 +1151,11 @@ cdef object _cache_array(object cache, str name, object dtype, tuple shape, bint
     """cache.<name> if it is still the array lstm_forward made (the C loop trusts its size)."""
     a = getattr(cache, name)
     if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape
-            or not a.flags.c_contiguous or (writeable and not a.flags.writeable)):
+            or not a.flags.c_contiguous or not a.flags.aligned
+            or (writeable and not a.flags.writeable)):
         raise ValueError(
-            f"Expected cache.{name} to be the C-contiguous{' writeable' if writeable else ''} "
+            f"Expected cache.{name} to be the aligned C-contiguous"
+            f"{' writeable' if writeable else ''} "
             f"{np.dtype(dtype).name} array of shape {shape} made by lstm_forward. Received: "
             f"{type(a).__name__} shape={getattr(a, 'shape', None)} "
             f"dtype={getattr(a, 'dtype', None)} (a modified cache)")
@@ -1282,7 +1292,7 @@ cdef tuple _weight_grads(object x2, object h2, object dz2, object dk, object dr,
         g = grads[n]
         if n == 2 and not has_bias:
             targets.append(None)
-        elif g is not None and g.flags.c_contiguous and not any(
+        elif g is not None and g.flags.c_contiguous and g.flags.aligned and not any(
                 np.may_share_memory(g, o) for o in [x2, h2, dz2] + grads[:n]):
             targets.append(g)
         else:

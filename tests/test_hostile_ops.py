@@ -341,6 +341,50 @@ def test_forward_and_backward_on_misaligned_arrays():
         np.testing.assert_array_equal(u, v)
 
 
+def test_misaligned_lengths_and_gradient_buffers():
+    # the C code reads lengths as int64s and accumulates into the gradient
+    # buffers: misaligned ones are copied (lengths) or summed through a
+    # temporary (dkernel and co.), with the aligned arrays' numbers
+    p = problem(np.float32)
+    lengths = np.array([T, 2, 0], np.int64)
+    want = ops.lstm_forward(**p, lengths=lengths, training=True)
+    got = ops.lstm_forward(**p, lengths=_misaligned(lengths), training=True)
+    for u, v in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(u, v)
+    dy = np.ones_like(want[0])
+    start = [np.full_like(p[k], 0.5) for k in ("kernel", "recurrent_kernel", "bias")]
+    aligned = [a.copy() for a in start]
+    shifted = [_misaligned(a) for a in start]
+    ops.lstm_backward(want[3], dy=dy, dkernel=aligned[0], drecurrent_kernel=aligned[1],
+                      dbias=aligned[2])
+    ops.lstm_backward(got[3], dy=dy, dkernel=shifted[0], drecurrent_kernel=shifted[1],
+                      dbias=shifted[2])
+    for u, v, s0 in zip(shifted, aligned, start):
+        np.testing.assert_array_equal(u, v)
+        assert not np.array_equal(u, s0)  # accumulated into
+
+
+def test_matmul_refuses_a_misaligned_out():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="aligned=False"):
+        ops.matmul(a, a.T.copy(), out=_misaligned(np.zeros((3, 3), np.float32)))
+
+
+def test_a_copy_of_packed_weights_with_a_misaligned_array_is_realigned():
+    import copy
+    p = problem(np.float32)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    want = ops.lstm_forward(**p, packed=packed)[0]
+    packed.recurrent_kernel = _misaligned(packed.recurrent_kernel)  # (an out-of-band buffer)
+    del packed.weights_dtype  # and a pickle from before weights_dtype existed
+    with pytest.raises(ValueError, match="packed.recurrent_kernel"):
+        ops.lstm_forward(**p, packed=packed)
+    again = copy.copy(packed)
+    assert "weights_dtype" not in packed.__dict__  # the original is left as it was
+    assert again.recurrent_kernel.flags.aligned and again.weights_dtype is packed.dtype
+    np.testing.assert_array_equal(ops.lstm_forward(**p, packed=again)[0], want)
+
+
 def test_step_outputs_of_a_page_start_on_a_cache_line():
     p = problem(np.float32, B=1, I=3, H=1024)
     h, c = ops.lstm_step(p["x"][:, 0], p["kernel"], p["recurrent_kernel"], p["bias"],
@@ -575,9 +619,11 @@ def test_backward_rejects_a_consumed_cache_and_inference_output():
         ("recurrent_kernel", lambda a: np.zeros((2 * H, 8 * H))),
         ("x", lambda a: np.zeros((40, T, I))),
         ("kernel", lambda a: None),
+        ("gates", lambda a: _misaligned(a)),
     ],
     ids=["gates-tiny", "gates-f32", "gates-fortran", "gates-list", "cell-short", "c0-tiny",
-         "lengths-short", "lengths-int32", "rk-bigger", "x-bigger", "kernel-none"],
+         "lengths-short", "lengths-int32", "rk-bigger", "x-bigger", "kernel-none",
+         "gates-misaligned"],
 )
 def test_a_modified_cache_is_refused(name, forge):
     p = problem()

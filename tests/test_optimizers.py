@@ -458,8 +458,8 @@ def test_engine_adam_update_rejects_bad_arrays():
     with pytest.raises(TypeError, match=r"Expected g to be an ndarray of p's dtype float32\. "
                                         r"Received: g of type ndarray, dtype float64"):
         _adam_update(z[0], z[1].astype(np.float64), z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
-    with pytest.raises(ValueError, match=r"Expected m to be 1-D, C-contiguous, writeable and "
-                                         r"of p's shape \(8,\)\. Received: m\.shape=\(4,\)"):
+    with pytest.raises(ValueError, match=r"Expected m to be 1-D, C-contiguous, aligned, writeable "
+                                         r"and of p's shape \(8,\)\. Received: m\.shape=\(4,\)"):
         _adam_update(z[0], z[1], z[2][:4], z[3], None, 0.1, 0.001, 1e-7, 0.01)
     read_only = np.zeros(8, np.float32)
     read_only.flags.writeable = False
@@ -467,6 +467,9 @@ def test_engine_adam_update_rejects_bad_arrays():
         _adam_update(z[0], z[1], z[2], read_only, None, 0.1, 0.001, 1e-7, 0.01)
     with pytest.raises(ValueError, match="contiguous=False"):
         _adam_update(z[0], np.zeros(16, np.float32)[::2], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
+    misaligned = np.zeros(8 * 4 + 1, np.uint8)[1:].view(np.float32)  # the C code reads floats
+    with pytest.raises(ValueError, match="aligned=False"):
+        _adam_update(z[0], z[1], misaligned, z[3], None, 0.1, 0.001, 1e-7, 0.01)
     with pytest.raises(TypeError, match="Expected p to be a float32 or float64 ndarray"):
         _adam_update(np.zeros(8, np.int32), z[1], z[2], z[3], None, 0.1, 0.001, 1e-7, 0.01)
 
