@@ -339,35 +339,71 @@ cdef inline bint _ready(object a, int typenum, Py_ssize_t d0, Py_ssize_t d1):
             and cnp.PyArray_DIM(arr, 1) == d1)
 
 
+cdef int _ready_weights(object kernel, object recurrent_kernel, object bias, Py_ssize_t *I,
+                        Py_ssize_t *H):
+    """The type number (I and H set) if the weights pass _ready: kernel (I, 4H)
+    and recurrent_kernel (H, 4H) float32 or float64, bias (4H,) of their type
+    or None. Else -1."""
+    if not (cnp.PyArray_CheckExact(kernel) and cnp.PyArray_CheckExact(recurrent_kernel)):
+        return -1
+    cdef cnp.ndarray k = <cnp.ndarray>kernel
+    cdef cnp.ndarray r = <cnp.ndarray>recurrent_kernel
+    cdef int typenum = cnp.PyArray_TYPE(r)
+    if (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(r) != 2 \
+            or cnp.PyArray_NDIM(k) != 2:
+        return -1
+    cdef Py_ssize_t hh = cnp.PyArray_DIM(r, 0), ii = cnp.PyArray_DIM(k, 0)
+    if hh < 1 or not _ready(r, typenum, hh, 4 * hh) or not _ready(k, typenum, ii, 4 * hh) \
+            or bias is not None and not _ready(bias, typenum, 4 * hh, -1):
+        return -1
+    I[0] = ii
+    H[0] = hh
+    return typenum
+
+
+cdef inline object _dtype_of(int typenum):
+    return _F32 if typenum == cnp.NPY_FLOAT else _F64
+
+
 cdef object _ready_step(object x_t, object kernel, object recurrent_kernel, object bias,
                         object h, object c, Py_ssize_t *B, Py_ssize_t *I, Py_ssize_t *H):
     """The computation's dtype (B, I and H set) if lstm_step's arrays all pass
-    _ready: kernel (I, 4H) and recurrent_kernel (H, 4H) float32 or float64,
-    the others of their type, x_t (B, I), bias (4H,), h and c (B, H) or None.
-    Else None: then the general checks decide (and convert, or raise)."""
-    if not (cnp.PyArray_CheckExact(kernel) and cnp.PyArray_CheckExact(recurrent_kernel)
-            and cnp.PyArray_CheckExact(x_t)):
+    _ready: the weights as _ready_weights, the others of their type, x_t
+    (B, I), h and c (B, H) or None. Else None: then the general checks decide
+    (and convert, or raise)."""
+    cdef int typenum = _ready_weights(kernel, recurrent_kernel, bias, I, H)
+    if typenum < 0 or not cnp.PyArray_CheckExact(x_t) \
+            or cnp.PyArray_NDIM(<cnp.ndarray>x_t) != 2:
         return None
-    cdef cnp.ndarray k = <cnp.ndarray>kernel
-    cdef cnp.ndarray r = <cnp.ndarray>recurrent_kernel
-    cdef cnp.ndarray x = <cnp.ndarray>x_t
-    cdef int typenum = cnp.PyArray_TYPE(r)
-    if (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(r) != 2 \
-            or cnp.PyArray_NDIM(k) != 2 or cnp.PyArray_NDIM(x) != 2:
-        return None
-    cdef Py_ssize_t hh = cnp.PyArray_DIM(r, 0), ii = cnp.PyArray_DIM(k, 0)
-    cdef Py_ssize_t bb = cnp.PyArray_DIM(x, 0)
-    if hh < 1 or not _ready(r, typenum, hh, 4 * hh) or not _ready(k, typenum, ii, 4 * hh) \
-            or not _ready(x, typenum, bb, ii):
-        return None
-    if (bias is not None and not _ready(bias, typenum, 4 * hh, -1)
-            or h is not None and not _ready(h, typenum, bb, hh)
-            or c is not None and not _ready(c, typenum, bb, hh)):
+    cdef Py_ssize_t bb = cnp.PyArray_DIM(<cnp.ndarray>x_t, 0)
+    if (not _ready(x_t, typenum, bb, I[0])
+            or h is not None and not _ready(h, typenum, bb, H[0])
+            or c is not None and not _ready(c, typenum, bb, H[0])):
         return None
     B[0] = bb
-    I[0] = ii
-    H[0] = hh
-    return _F32 if typenum == cnp.NPY_FLOAT else _F64
+    return _dtype_of(typenum)
+
+
+cdef object _ready_forward(object x, object kernel, object recurrent_kernel, object bias,
+                           object h0, object c0, Py_ssize_t *B, Py_ssize_t *T, Py_ssize_t *I,
+                           Py_ssize_t *H):
+    """_ready_step for lstm_forward: x (B, T, I) C-contiguous, aligned, of the
+    weights' type; h0 and c0 (B, H) or None."""
+    cdef int typenum = _ready_weights(kernel, recurrent_kernel, bias, I, H)
+    if typenum < 0 or not cnp.PyArray_CheckExact(x):
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    if (cnp.PyArray_NDIM(xa) != 3 or cnp.PyArray_TYPE(xa) != typenum
+            or not cnp.PyArray_ISNOTSWAPPED(xa) or not cnp.PyArray_IS_C_CONTIGUOUS(xa)
+            or not cnp.PyArray_ISALIGNED(xa) or cnp.PyArray_DIM(xa, 2) != I[0]):
+        return None
+    cdef Py_ssize_t bb = cnp.PyArray_DIM(xa, 0)
+    if (h0 is not None and not _ready(h0, typenum, bb, H[0])
+            or c0 is not None and not _ready(c0, typenum, bb, H[0])):
+        return None
+    B[0] = bb
+    T[0] = cnp.PyArray_DIM(xa, 1)
+    return _dtype_of(typenum)
 
 
 cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
@@ -382,6 +418,21 @@ cdef object _empty_rows(Py_ssize_t B, Py_ssize_t H, object dtype):
         return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32 if dtype is _F32 else cnp.NPY_FLOAT64,
                                  0)
     return _empty((B, H), dtype)
+
+
+cdef object _empty_3(Py_ssize_t B, Py_ssize_t T, Py_ssize_t H, object dtype):
+    """_empty((B, T, H), dtype) as _empty_rows."""
+    cdef cnp.npy_intp dims[3]
+    cdef int itemsize = 4 if dtype is _F32 else 8
+    if (dtype is _F32 or dtype is _F64) and B < _ALIGN_FROM and T < _ALIGN_FROM \
+            and H < _ALIGN_FROM and B * T < _ALIGN_FROM \
+            and B * T * H * itemsize < _ALIGN_FROM:  # (each factor first: no overflow)
+        dims[0] = B
+        dims[1] = T
+        dims[2] = H
+        return cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32 if dtype is _F32 else cnp.NPY_FLOAT64,
+                                 0)
+    return _empty((B, T, H), dtype)
 
 
 cdef object _real(object a, str name, object dtype, tuple shape, str shape_doc):
@@ -955,17 +1006,23 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
         more are views that start on a cache line (NumPy aligns to 16 bytes):
         in-place ``ndarray.resize`` refuses them; ``np.resize`` and copies work.
     """
-    kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != I:
-        raise ValueError(
-            f"Expected x.shape=(B, T, I)=(B, T, {I}) (I={I} from kernel). "
-            f"Received: x.shape={x.shape}")
-    B, T = x.shape[0], x.shape[1]
-    x = _real(x, "x", dtype, (B, T, I), "(B, T, I)")
-    h0 = _optional(h0, "h0", dtype, (B, H), "(B, H)")
-    c0 = _optional(c0, "c0", dtype, (B, H), "(B, H)")
+    cdef Py_ssize_t B = 0, T = 0, I = 0, H = 0
+    # arrays the C code reads as they are, checked without Python objects
+    # (lstm_step); anything else through the general checks
+    dtype = _ready_forward(x, kernel, recurrent_kernel, bias, h0, c0, &B, &T, &I, &H)
+    if dtype is None:
+        kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel,
+                                                                     bias)
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != I:
+            raise ValueError(
+                f"Expected x.shape=(B, T, I)=(B, T, {I}) (I={I} from kernel). "
+                f"Received: x.shape={x.shape}")
+        B, T = x.shape[0], x.shape[1]
+        x = _real(x, "x", dtype, (B, T, I), "(B, T, I)")
+        h0 = _optional(h0, "h0", dtype, (B, H), "(B, H)")
+        c0 = _optional(c0, "c0", dtype, (B, H), "(B, H)")
     cdef object lens = _check_lengths(lengths, B, T)
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
@@ -985,9 +1042,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
         _gemm(x.reshape(B * T, I), False, kernel, False, xproj.reshape(B * T, 4 * H), False,
               nth, None if packed is None else packed.kernel_gemm)
 
-    y = _empty((B, T, H) if return_sequences else (B, H), dtype)
-    h_T = _empty((B, H), dtype)
-    c_T = _empty((B, H), dtype)
+    y = _empty_3(B, T, H, dtype) if return_sequences else _empty_rows(B, H, dtype)
+    h_T = _empty_rows(B, H, dtype)
+    c_T = _empty_rows(B, H, dtype)
     gates = cell = hprev = None
     if training:
         # the kernel turns each xproj element into its activation in place
@@ -1021,7 +1078,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     if half:  # the same arrays, in half precision
         pkh, prkh, pkp, prkp = pkp, prkp, NULL, NULL
     cdef int rc
-    cdef bint f32 = dtype == np.float32
+    cdef bint f32 = dtype is _F32
     with nogil:
         if f32:
             rc = lf_lstm_forward_f32(<float *>py, <float *>ph, <float *>pc, <float *>pg,
@@ -1121,6 +1178,12 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
                                      &d, nth)
     _raise_for(rc, "LSTM step")
     return h_new, c_new
+
+
+def _forward_is_ready(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None):
+    """Testing aid: whether lstm_forward's arrays pass the checks of its ready path."""
+    cdef Py_ssize_t B = 0, T = 0, I = 0, H = 0
+    return _ready_forward(x, kernel, recurrent_kernel, bias, h0, c0, &B, &T, &I, &H) is not None
 
 
 def _step_is_ready(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, packed=None):

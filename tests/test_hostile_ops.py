@@ -326,6 +326,59 @@ def test_step_wrong_shape_of_a_ready_array_names_it(name, shape, dtype):
         ops.lstm_step(**args)
 
 
+# lstm_forward takes the same ready path (a stream's chunk of steps, a small
+# predict), with x (B, T, I), h0 and c0.
+_FORWARD_ARGS = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [(name, form) for name in _FORWARD_ARGS for form in _FORMS
+     if (name != "kernel" or form not in ("float64", "big-endian", "list"))
+     and (name != "recurrent_kernel" or form != "list")])
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["seq", "last"])
+def test_forward_of_any_array_form_equals_the_ready_arrays(name, form, return_sequences):
+    ready = problem(np.float32, B=4, T=3, I=5, H=9)
+    other = dict(ready, **{name: _FORMS[form](ready[name])})
+    assert _engine._forward_is_ready(**ready)
+    assert _engine._forward_is_ready(**other) == (form in _READY_FORMS)
+    want = ops.lstm_forward(**ready, return_sequences=return_sequences)
+    got = ops.lstm_forward(**other, return_sequences=return_sequences)
+    for u, v in zip(got[:3], want[:3]):
+        assert type(u) is np.ndarray and u.dtype == np.float32 and u.flags.c_contiguous
+        np.testing.assert_array_equal(u, v)
+    assert want[0].shape == ((4, 3, 9) if return_sequences else (4, 9))
+    yr, hr, cr, _ = ref.lstm_forward(**as64(ready), return_sequences=return_sequences)
+    for u, v in zip(want[:3], (yr, hr, cr)):
+        np.testing.assert_allclose(u, v, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "name, shape",
+    [("x", (4, 3, 6)), ("x", (4, 3)), ("x", (4, 3, 5, 1)), ("h0", (5, 9)), ("h0", (4, 10)),
+     ("c0", (3, 9)), ("bias", (40,)), ("bias", (36, 1))],
+    ids=lambda v: str(v))
+def test_forward_wrong_shape_of_a_ready_array_names_it(name, shape, dtype):
+    args = problem(dtype, B=4, T=3, I=5, H=9)
+    args[name] = np.zeros(shape, dtype)
+    assert not _engine._forward_is_ready(**args)
+    with pytest.raises(ValueError, match=rf"\b{name}\.shape"):
+        ops.lstm_forward(**args)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_forward_on_unpickled_arrays_takes_the_ready_path(dtype):
+    ready = problem(dtype, B=2, T=4, I=3, H=7)
+    sent = pickle.loads(pickle.dumps(ready))
+    assert _engine._forward_is_ready(**sent)
+    packed = pickle.loads(pickle.dumps(ops.pack_weights(ready["kernel"],
+                                                       ready["recurrent_kernel"])))
+    for u, v in zip(ops.lstm_forward(**sent, packed=packed)[:3], ops.lstm_forward(**ready)[:3]):
+        assert u.dtype == dtype
+        np.testing.assert_array_equal(u, v)
+
+
 def test_forward_and_backward_on_misaligned_arrays():
     # the general checks copy a misaligned array (the C code reads its
     # elements as floats): the same numbers as aligned arrays
