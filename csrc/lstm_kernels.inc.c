@@ -276,6 +276,40 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
     return nth > 1 && bytes <= 160.0 * 1024 && B >= (int64_t)nth * mr;
 }
 
+/* Whether a second thread pays for a time loop that splits the blocks of
+ * units (not rows_pay): its members meet once per step (1-2 us here, with
+ * the two cores' L2s each streaming half of the weights), so one thread's
+ * step must take a few microseconds. Measured on this 2-core machine
+ * (float32, n_threads 1 against 2, per step): at batch 1 the forward broke
+ * even at H = 80-112 (a step of 1.2-2.1 us reading 100-200 KiB of weights
+ * from L2) and H = 64 took 1.37x as long on two; at batch 2-8 at about 540k
+ * flops a step (B2 H170, B4 H128-192, B6 H128, B8 H75; float64 about 225k),
+ * where B4 H48 took 1.8x as long on two. The backward broke even near the
+ * same sizes at batch 1 and later at batch 2-8 (B4 H128-256), but a
+ * training step whose backward ran alone after a forward on two took 1.09x
+ * as long at B8 H128 (the workers went to sleep and the next forward woke
+ * them): both loops take the same rule. From 12 rows the loops split rows
+ * or do enough per step (B16 H128 backward on two 0.76). weight_rows: the
+ * rows of the weights the loop reads every step (H, + I when the input is
+ * fused). */
+INLINE int FN(blocks_pay)(int64_t B, int64_t H, int64_t weight_rows) {
+    const double bytes = 4.0 * (double)H * (double)weight_rows * (double)sizeof(REAL);
+    const double flops = 8.0 * (double)B * (double)H * (double)weight_rows;
+    if (B == 1) return bytes >= 128.0 * 1024;
+    return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
+}
+
+/* The threads a time loop asks the team for (lf_forward: the input fused
+ * into the loop or not; lf_backward). */
+int FN(lf_loop_threads)(const lf_lstm_dims *d, int fused, int backward, int n_threads) {
+    const int64_t nblk = (d->H + U - 1) / U, weight_rows = d->H + (fused ? d->I : 0);
+    const int nth = lf_choose_threads(n_threads, nblk, d->B, d->H);
+    if (FN(rows_pay)(d->B, weight_rows, nblk * U, nth, backward ? MR_BWD : MR_FWD) ||
+        FN(blocks_pay)(d->B, d->H, weight_rows))
+        return nth;
+    return 1;
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 typedef struct {
@@ -829,7 +863,8 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.Hp = cx.nblk * U;
     cx.prefetch_out = (double)d->B * (double)d->T * (double)d->H * sizeof(REAL) > 512.0 * 1024;
     const int pack_k = cx.x && !cx.k_packed && !cx.k_h, pack_rk = !cx.rk_packed && !cx.rk_h;
-    const int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    const int nth = FN(lf_loop_threads)(d, cx.x != NULL, 0, n_threads);
+    const int rows = FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD);
     const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     size_t n_pack, n_h;
     if (lf_mul_overflows(&n_pack, (size_t)((pack_rk ? d->H : 0) + (pack_k ? d->I : 0)),
@@ -853,7 +888,7 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.cbuf = cx.hbuf + 2 * n_h;
     const double flops =
         8.0 * (double)d->B * (double)d->T * (double)d->H * (double)(d->H + (cx.x ? d->I : 0));
-    if (FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD)) {
+    if (rows) {
         lf_phases_init(&cx.ph, nth, (d->B + MR_FWD - 1) / MR_FWD, (lf_counter *)(void *)work);
         lf_parallel_run_shared(FN(fwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {
@@ -1106,7 +1141,8 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    const int nth = lf_choose_threads(n_threads, cx.nblk, d->B, d->H);
+    const int nth = FN(lf_loop_threads)(d, 0, 1, n_threads);
+    const int rows = FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD);
     const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     REAL *work = lf_alloc((n_counters + n_packed + 3 * n_h) * sizeof(REAL));
     if (!work) return LF_ENOMEM;
@@ -1115,7 +1151,7 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     cx.dhpass = cx.dh + n_h;
     cx.dc = cx.dhpass + n_h;
     const double flops = 8.0 * (double)d->B * (double)d->T * (double)d->H * (double)d->H;
-    if (FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD)) {
+    if (rows) {
         lf_phases_init(&cx.ph, nth, (d->B + MR_BWD - 1) / MR_BWD, (lf_counter *)(void *)work);
         lf_parallel_run_shared(FN(bwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {

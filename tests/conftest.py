@@ -15,6 +15,16 @@ def isa(request):
     ops.set_isa(before)
 
 
+def uses_team(B, I, H, dtype=np.float32, **kw):  # noqa: N803
+    """Whether the time loop at these sizes asks for two threads when given two
+    (_engine._loop_threads): a test of what threads change must make them run.
+    A second thread splits a step's blocks only where it pays (one meeting per
+    step), so small layers at small batches run on one."""
+    from lstm_fast import _engine
+
+    return _engine._loop_threads(B, I, H, dtype, n_threads=2, **kw) == 2
+
+
 @pytest.fixture
 def sample_model_runs():
     """run(layers, y_shape, probe): compiles Sequential(layers), then fit,

@@ -7,6 +7,7 @@ option. The reference runs in float64 on the same (rounded) inputs.
 
 import numpy as np
 import pytest
+from conftest import uses_team
 
 from lstm_fast import ops
 from lstm_fast import reference as ref
@@ -105,12 +106,15 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
-# B = 40: forward and backward split rows among the threads; T = 60: the
-# forward's (B, T, H) outputs past 512 KB, whose rows it prefetches
-@pytest.mark.parametrize("B, T", [(9, 13), (40, 13), (40, 60)])
+# B = 1 and 9: the threads share each step's blocks of units (H = 110: a partial
+# last block on every ISA); B = 40: forward and backward split rows among the
+# threads; T = 60: the forward's (B, T, H) outputs past 512 KB, whose rows it
+# prefetches
+@pytest.mark.parametrize("B, T, H", [(1, 13, 110), (9, 13, 110), (40, 13, 70), (40, 60, 70)])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "rev"])
-def test_thread_count_does_not_change_results(isa, dtype, I, B, T, go_backwards):
-    p, kw = make_problem(B, T, I, 70, dtype, lengths=True)
+def test_thread_count_does_not_change_results(isa, dtype, I, B, T, H, go_backwards):
+    assert uses_team(B, I, H, dtype) and uses_team(B, I, H, dtype, backward=True)
+    p, kw = make_problem(B, T, I, H, dtype, lengths=True)
     kw["go_backwards"] = go_backwards
     outs = []
     for n_threads in (1, 2, 3):
@@ -120,6 +124,33 @@ def test_thread_count_does_not_change_results(isa, dtype, I, B, T, go_backwards)
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
+    """One meeting per step costs 1-2 us: small layers at small batches run on
+    one thread (csrc: blocks_pay), large ones and >= 12 rows on two."""
+    from lstm_fast import _engine
+
+    def threads(B, I, H, **kw):  # noqa: N803
+        return _engine._loop_threads(B, I, H, dtype, n_threads=2, **kw)
+
+    for backward in (False, True):
+        assert threads(1, 4, 32, backward=backward) == 1
+        assert threads(4, 4, 48, backward=backward) == 1
+        assert threads(1, 4, 256, backward=backward) == 2
+        assert threads(4, 4, 256, backward=backward) == 2
+        assert threads(32, 10, 50, backward=backward) == 2  # rows split: no meeting a step
+    # batch 1: by the weights read a step, the fused input's rows included
+    # (float32 H = 80: 105 KiB of recurrent_kernel; 140 KiB with a fused I = 32)
+    if dtype == np.float32:
+        assert threads(1, 32, 80, fused=False) == 1
+        assert threads(1, 32, 80, fused=True) == 2
+    else:  # twice the bytes
+        assert threads(1, 32, 80, fused=False) == 2
+    assert _engine._loop_threads(1, 4, 256, dtype, n_threads=1) == 1
+    with pytest.raises(ValueError, match="H >= 1"):
+        _engine._loop_threads(1, 4, 0, dtype)
 
 
 def test_runs_are_repeatable():

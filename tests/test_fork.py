@@ -19,6 +19,7 @@ import traceback
 
 import numpy as np
 import pytest
+from conftest import uses_team
 
 from lstm_fast import utils
 from lstm_fast.layers import LSTM, Dense
@@ -27,7 +28,7 @@ from lstm_fast.models import Sequential
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 CHILD_TIMEOUT = 30.0  # seconds; a healthy child needs well under one
-N, T, I, H = 8, 6, 4, 48  # noqa: E741 - big enough that the engine uses 2 threads
+N, T, I, H = 8, 6, 4, 144  # noqa: E741 - big enough that the engine uses 2 threads
 
 
 def data():
@@ -95,6 +96,15 @@ def expected_after_child_work(m):
     return result
 
 
+def test_the_sizes_use_the_team():
+    """The model's layers at fit's batch of 4 and predict's of N, and the
+    busy parent's forward, run on two threads: the team is what forks."""
+    for B in (4, N):
+        for I_, backward in ((I, False), (I, True), (H, False), (H, True)):
+            assert uses_team(B, I_, H, backward=backward)
+    assert uses_team(8, 32, 96)  # FORK_WHILE_BUSY
+
+
 def test_os_fork_child_predicts_and_fits(tmp_path):
     m = trained_model()
     t0 = time.monotonic()
@@ -133,7 +143,7 @@ import numpy as np
 from lstm_fast import ops
 
 rng = np.random.default_rng(1)
-H = 64
+H = 96  # big enough that the engine uses 2 threads (test_the_sizes_use_the_team)
 x = rng.standard_normal((8, 64, 32)).astype(np.float32)
 k = (rng.standard_normal((32, 4 * H)) * 0.2).astype(np.float32)
 r = (rng.standard_normal((H, 4 * H)) * 0.2).astype(np.float32)

@@ -8,6 +8,7 @@ be NumPy's bit for bit.
 
 import numpy as np
 import pytest
+from conftest import uses_team
 
 from lstm_fast import ops
 from lstm_fast import reference as ref
@@ -162,7 +163,8 @@ def test_steps_match_reference_and_the_sequence(isa, shape):
 
 
 def test_lengths_and_threads(isa):
-    p = problem(5, 8, 6, 40)
+    p = problem(5, 8, 6, 136)
+    assert uses_team(5, 6, 136)
     lengths = np.array([8, 0, 3, 5, 8])
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"], weights_dtype="float16")
     yr = reference_on_rounded(p, lengths=lengths, zero_output_for_mask=True)[0]

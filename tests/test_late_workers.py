@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import uses_team
 
 from lstm_fast import _engine, ops
 
@@ -60,6 +61,7 @@ def _lstm_args(B, T, I, H, seed=0):
 @pytest.mark.parametrize("B,T,I,H", [(1, 150, 256, 256), (32, 40, 64, 128), (5, 30, 64, 200),
                                      (32, 60, 10, 50), (32, 60, 40, 50)])
 def test_forward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H):
+    assert uses_team(B, I, H)
     args = _lstm_args(B, T, I, H)
     _engine._set_late_workers(0)
     want = ops.lstm_forward(**args, return_sequences=True, n_threads=1)
@@ -119,7 +121,8 @@ def test_training_step_with_a_late_worker_equals_one_thread(late_workers):
     """forward (shared), backward (static: it waits), GEMMs (shared), in turn:
     the late worker wakes up for jobs already closed and must run only the
     one that needs it."""
-    args = _lstm_args(8, 20, 24, 64, seed=2)
+    args = _lstm_args(8, 20, 24, 96, seed=2)
+    assert uses_team(8, 24, 96) and uses_team(8, 24, 96, backward=True)
     _engine._set_late_workers(200_000)  # 0.2 s: the backward waits for it once
 
     def step(n_threads):

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import uses_team
 
 from lstm_fast import ops, utils
 from lstm_fast.layers import LSTM, Dense
@@ -51,7 +52,7 @@ def run_threads(targets):
         raise errors[0]
 
 
-def make_model(seed, H=32, n_threads=None):  # noqa: N803
+def make_model(seed, H=144, n_threads=None):  # noqa: N803 - on the team at batch 4
     utils.set_random_seed(seed)
     m = Sequential([LSTM(H, input_shape=(10, 4), return_sequences=True, n_threads=n_threads),
                     LSTM(H, n_threads=n_threads), Dense(2)])
@@ -88,7 +89,8 @@ def test_concurrent_predict_on_one_model_equals_serial():
 
 def test_concurrent_ops_calls_with_all_threads_equal_serial():
     rng = np.random.default_rng(0)
-    B, T, I, H = 8, 20, 16, 64  # noqa: E741
+    B, T, I, H = 8, 20, 16, 96  # noqa: E741
+    assert uses_team(B, I, H) and uses_team(B, I, H, backward=True)
     probs = [dict(x=rng.standard_normal((B, T, I)).astype(np.float32),
                   kernel=(rng.standard_normal((I, 4 * H)) * 0.2).astype(np.float32),
                   recurrent_kernel=(rng.standard_normal((H, 4 * H)) * 0.2).astype(np.float32))
