@@ -23,8 +23,10 @@ void *lf_alloc(size_t bytes) {
 void lf_free(void *p) { free(p); }
 
 int lf_choose_threads(int n_threads, int64_t n_blocks, int64_t B, int64_t H) {
-    /* Below ~20k flops a step, one barrier per step (~0.2-1 us) costs more
-     * than a second thread saves. */
+    /* Below ~20k flops a step a second thread saves less than starting it
+     * on the step's work costs, even without a meeting per step (the rows
+     * split); the kernels' blocks_pay asks more of loops that meet every
+     * step. */
     const double flops_per_step = 8.0 * (double)B * (double)H * (double)H;
     int64_t n = n_threads < 1 ? 1 : n_threads;
     if (n > n_blocks) n = n_blocks;
@@ -111,6 +113,9 @@ int lf_block_units(int elem_size) {
 
 /* ---- entry points ------------------------------------------------------- */
 
+/* sizes lf_lstm_loop_threads_* takes (its sums stay far from overflow) */
+#define LF_MAX_LOOP_SIZE ((int64_t)1 << 40)
+
 static int dims_ok(const lf_lstm_dims *d) {
     return d && d->B >= 0 && d->T >= 0 && d->I >= 0 && d->H >= 1;
 }
@@ -153,7 +158,7 @@ static int dims_ok(const lf_lstm_dims *d) {
     }                                                                                          \
     int lf_lstm_loop_threads_##type(const lf_lstm_dims *d, int fused, int backward,           \
                                     int n_threads) {                                           \
-        if (!dims_ok(d)) return LF_EINVAL;                                                     \
+        if (!dims_ok(d) || d->H > LF_MAX_LOOP_SIZE || d->I > LF_MAX_LOOP_SIZE) return LF_EINVAL; \
         LF_DISPATCH(loop_threads, type, d, fused, backward, n_threads)                         \
     }                                                                                          \
     int64_t lf_lstm_packed_len_##type(int64_t rows, int64_t H) {                               \

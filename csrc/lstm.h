@@ -109,7 +109,8 @@ int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
 
 /* The threads the time loop of lf_lstm_forward_* (fused: x @ kernel in the loop,
  * xproj NULL) or lf_lstm_backward_* (backward) asks for with n_threads: one
- * where a second thread's meeting per step would cost more than it saves. */
+ * where a second thread's meeting per step would cost more than it saves.
+ * LF_EINVAL for sizes lf_lstm_forward_* refuses, or H or I above 2^40. */
 int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int backward, int n_threads);
 int lf_lstm_loop_threads_f64(const lf_lstm_dims *d, int fused, int backward, int n_threads);
 

@@ -19,7 +19,8 @@
  * backward gives each thread fixed blocks and meets at a barrier per step.
  * Small layers split the rows instead, forward and backward (rows_pay):
  * chunks of a register tile's rows, claimed the same way, each run through
- * every step; the threads meet only once, after packing the weights.
+ * every step; the threads meet only once, after packing the weights. Small
+ * layers at small batches run on one thread (blocks_pay).
  *
  * Determinism: each output element is computed by the same operations in
  * the same order whichever thread computes its block and however many
@@ -288,24 +289,26 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * same sizes at batch 1 and later at batch 2-8 (B4 H128-256), but a
  * training step whose backward ran alone after a forward on two took 1.09x
  * as long at B8 H128 (the workers went to sleep and the next forward woke
- * them): both loops take the same rule. From 12 rows the loops split rows
- * or do enough per step (B16 H128 backward on two 0.76). weight_rows: the
- * rows of the weights the loop reads every step (H, + I when the input is
- * fused). */
-INLINE int FN(blocks_pay)(int64_t B, int64_t H, int64_t weight_rows) {
-    const double bytes = 4.0 * (double)H * (double)weight_rows * (double)sizeof(REAL);
-    const double flops = 8.0 * (double)B * (double)H * (double)weight_rows;
+ * them): both loops take one rule, on recurrent_kernel alone (not a fused
+ * input's rows, which the backward does not read), in float32 or float64
+ * (half-precision weights count as float32: not measured apart). From 12
+ * rows the loops split rows or do enough per step (B16 H128 backward on two
+ * 0.76). */
+INLINE int FN(blocks_pay)(int64_t B, int64_t H) {
+    const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);
+    const double flops = 8.0 * (double)B * (double)H * (double)H;
     if (B == 1) return bytes >= 128.0 * 1024;
     return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
 }
 
-/* The threads a time loop asks the team for (lf_forward: the input fused
- * into the loop or not; lf_backward). */
+/* The threads a time loop asks the team for: lf_forward's (fused: x @ kernel
+ * in the loop, whose rows count for rows_pay) or lf_backward's. */
 int FN(lf_loop_threads)(const lf_lstm_dims *d, int fused, int backward, int n_threads) {
-    const int64_t nblk = (d->H + U - 1) / U, weight_rows = d->H + (fused ? d->I : 0);
+    const int64_t nblk = (d->H + U - 1) / U;
+    const int64_t weight_rows = d->H + (fused && !backward ? d->I : 0);
     const int nth = lf_choose_threads(n_threads, nblk, d->B, d->H);
     if (FN(rows_pay)(d->B, weight_rows, nblk * U, nth, backward ? MR_BWD : MR_FWD) ||
-        FN(blocks_pay)(d->B, d->H, weight_rows))
+        FN(blocks_pay)(d->B, d->H))
         return nth;
     return 1;
 }

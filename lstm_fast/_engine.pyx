@@ -161,15 +161,18 @@ def _loop_threads(B, I, H, dtype=np.float32, *, backward=False, n_threads=None, 
     """Testing aid: the threads the time loop of lstm_forward (lstm_step: fused
     True) or, backward, of lstm_backward asks the team for at these sizes.
     fused None: as lstm_forward decides (I <= FUSE_MAX_INPUT)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"Expected dtype float32 or float64. Received: dtype={dtype}")
     cdef lf_lstm_dims d
     d.B, d.T, d.I, d.H = B, 1, I, H
     cdef int f = (I <= FUSE_MAX_INPUT) if fused is None else bool(fused)
     cdef int nth = _resolve_threads(n_threads)
-    cdef int n = (lf_lstm_loop_threads_f32(&d, f, bool(backward), nth)
-                  if np.dtype(dtype) == np.float32
+    cdef int n = (lf_lstm_loop_threads_f32(&d, f, bool(backward), nth) if dtype == np.float32
                   else lf_lstm_loop_threads_f64(&d, f, bool(backward), nth))
     if n < 1:
-        raise ValueError(f"Expected sizes B >= 0, I >= 0, H >= 1. Received: {B}, {I}, {H}")
+        raise ValueError(
+            f"Expected sizes 0 <= B, 0 <= I <= 2**40, 1 <= H <= 2**40. Received: {B}, {I}, {H}")
     return n
 
 
@@ -518,6 +521,27 @@ cdef tuple _check_weights(object kernel, object recurrent_kernel, object bias):
                              "(H, 4*H)")
     bias = _optional(bias, "bias", dtype, (4 * H,), "(4*H,)")
     return kernel, recurrent_kernel, bias, dtype, I, H
+
+
+cdef tuple _check_args(object x, str x_name, object kernel, object recurrent_kernel,
+                       object bias, object h, str h_name, object c, str c_name):
+    """The general checks of lstm_forward (x (B, T, I), h0, c0) and lstm_step
+    (x_t (B, I), h, c): (x, kernel, recurrent_kernel, bias, h, c, dtype),
+    converted, or a clear error."""
+    kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel, bias)
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    seq = x_name == "x"  # (B, T, I), else (B, I)
+    doc, want = ("(B, T, I)", f"(B, T, {I})") if seq else ("(B, I)", f"(B, {I})")
+    if x.ndim != (3 if seq else 2) or x.shape[2 if seq else 1] != I:
+        raise ValueError(
+            f"Expected {x_name}.shape={doc}={want} (I={I} from kernel). "
+            f"Received: {x_name}.shape={x.shape}")
+    B = x.shape[0]
+    x = _real(x, x_name, dtype, x.shape, doc)
+    h = _optional(h, h_name, dtype, (B, H), "(B, H)")
+    c = _optional(c, c_name, dtype, (B, H), "(B, H)")
+    return x, kernel, recurrent_kernel, bias, h, c, dtype
 
 
 cdef object _check_lengths(object lengths, Py_ssize_t B, Py_ssize_t T):
@@ -1029,18 +1053,9 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *,
     # (lstm_step); anything else through the general checks
     dtype = _ready_forward(x, kernel, recurrent_kernel, bias, h0, c0, &B, &T, &I, &H)
     if dtype is None:
-        kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel,
-                                                                     bias)
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
-        if x.ndim != 3 or x.shape[2] != I:
-            raise ValueError(
-                f"Expected x.shape=(B, T, I)=(B, T, {I}) (I={I} from kernel). "
-                f"Received: x.shape={x.shape}")
-        B, T = x.shape[0], x.shape[1]
-        x = _real(x, "x", dtype, (B, T, I), "(B, T, I)")
-        h0 = _optional(h0, "h0", dtype, (B, H), "(B, H)")
-        c0 = _optional(c0, "c0", dtype, (B, H), "(B, H)")
+        x, kernel, recurrent_kernel, bias, h0, c0, dtype = _check_args(
+            x, "x", kernel, recurrent_kernel, bias, h0, "h0", c0, "c0")
+        B, T, I, H = x.shape[0], x.shape[1], x.shape[2], recurrent_kernel.shape[0]
     cdef object lens = _check_lengths(lengths, B, T)
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
@@ -1138,18 +1153,9 @@ def lstm_step(x_t, kernel, recurrent_kernel, bias=None, h=None, c=None, *, n_thr
     # microseconds, a third of a step at H = 256); anything else goes there.
     dtype = _ready_step(x_t, kernel, recurrent_kernel, bias, h, c, &B, &I, &H)
     if dtype is None:
-        kernel, recurrent_kernel, bias, dtype, I, H = _check_weights(kernel, recurrent_kernel,
-                                                                     bias)
-        if not isinstance(x_t, np.ndarray):
-            x_t = np.asarray(x_t)
-        if x_t.ndim != 2 or x_t.shape[1] != I:
-            raise ValueError(
-                f"Expected x_t.shape=(B, I)=(B, {I}) (I={I} from kernel). "
-                f"Received: x_t.shape={x_t.shape}")
-        B = x_t.shape[0]
-        x_t = _real(x_t, "x_t", dtype, (B, I), "(B, I)")
-        h = _optional(h, "h", dtype, (B, H), "(B, H)")
-        c = _optional(c, "c", dtype, (B, H), "(B, H)")
+        x_t, kernel, recurrent_kernel, bias, h, c, dtype = _check_args(
+            x_t, "x_t", kernel, recurrent_kernel, bias, h, "h", c, "c")
+        B, I, H = x_t.shape[0], x_t.shape[1], recurrent_kernel.shape[0]
     cdef int nth = _resolve_threads(n_threads)
     packed = _check_packed(packed, dtype, I, H)
 
@@ -1276,7 +1282,7 @@ def lstm_backward(cache, dy=None, dh_T=None, dc_T=None, *, n_threads=None, dkern
             and isinstance(x, np.ndarray) and x.ndim == 3
             and isinstance(recurrent_kernel, np.ndarray) and recurrent_kernel.ndim == 2):
         raise ValueError("Expected the cache made by lstm_forward. Received: a modified cache")
-    dtype = kernel.dtype
+    dtype = _F32 if kernel.dtype == _F32 else _F64  # NumPy's own (metadata dropped)
     B, T, I = x.shape
     H = recurrent_kernel.shape[0]
     G = 4 * H

@@ -141,16 +141,28 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
         assert threads(1, 4, 256, backward=backward) == 2
         assert threads(4, 4, 256, backward=backward) == 2
         assert threads(32, 10, 50, backward=backward) == 2  # rows split: no meeting a step
-    # batch 1: by the weights read a step, the fused input's rows included
-    # (float32 H = 80: 105 KiB of recurrent_kernel; 140 KiB with a fused I = 32)
-    if dtype == np.float32:
-        assert threads(1, 32, 80, fused=False) == 1
-        assert threads(1, 32, 80, fused=True) == 2
-    else:  # twice the bytes
-        assert threads(1, 32, 80, fused=False) == 2
+    # both sides of each bound: batch 1, 128 KiB of recurrent_kernel (float32
+    # H = 80: 100 KiB, H = 96: 144 KiB; float64 twice the bytes); 2-11 rows,
+    # 540k flops a step in float32 (B4 H128: 524k, H132: 558k), 225k in
+    # float64 (B4 H83: 220k, H84: 226k); from 12 rows the rows split. Forward
+    # and backward alike, whatever the input (a training step's two loops
+    # agree).
+    f32 = dtype == np.float32
+    for backward in (False, True):
+        for I in (4, 32, 300):  # noqa: E741
+            assert threads(1, I, 80, backward=backward) == (1 if f32 else 2)
+            assert threads(1, I, 96, backward=backward) == 2
+            assert threads(4, I, 128 if f32 else 83, backward=backward) == 1
+            assert threads(4, I, 132 if f32 else 84, backward=backward) == 2
+        assert threads(11, 4, 64 if f32 else 32, backward=backward) == 1
+        assert threads(12, 4, 64 if f32 else 32, backward=backward) == 2
     assert _engine._loop_threads(1, 4, 256, dtype, n_threads=1) == 1
-    with pytest.raises(ValueError, match="H >= 1"):
+    with pytest.raises(ValueError, match="1 <= H"):
         _engine._loop_threads(1, 4, 0, dtype)
+    with pytest.raises(ValueError, match="2\\*\\*40"):
+        _engine._loop_threads(1, 2**41, 8, dtype)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        _engine._loop_threads(1, 4, 8, np.float16)
 
 
 def test_runs_are_repeatable():

@@ -377,6 +377,16 @@ def test_forward_on_unpickled_arrays_takes_the_ready_path(dtype):
     for u, v in zip(ops.lstm_forward(**sent, packed=packed)[:3], ops.lstm_forward(**ready)[:3]):
         assert u.dtype == dtype
         np.testing.assert_array_equal(u, v)
+    # training on them: the cache holds the arrays as given (an equal dtype
+    # with metadata here), the gradients come in NumPy's own dtype
+    meta = {k: v.astype(np.dtype(dtype, metadata={"unit": "V"})) for k, v in sent.items()}
+    assert _engine._forward_is_ready(**meta)
+    dy = np.ones((2, 4, 7), dtype)
+    got = ops.lstm_backward(ops.lstm_forward(**meta, training=True)[3], dy=dy)
+    want = ops.lstm_backward(ops.lstm_forward(**ready, training=True)[3], dy=dy)
+    for u, v in zip(got, want):
+        assert u.dtype == dtype and u.dtype.metadata is None
+        np.testing.assert_array_equal(u, v)
 
 
 def test_forward_and_backward_on_misaligned_arrays():

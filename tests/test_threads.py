@@ -232,8 +232,9 @@ def test_two_models_training_in_two_threads_do_not_interfere():
         m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
         return m.get_weights()
 
-    serial = [fit(make_model(1), x1, y1), fit(make_model(2, H=20), x2, y2)]
-    models = [make_model(1), make_model(2, H=20)]
+    serial = [fit(make_model(1), x1, y1), fit(make_model(2, H=96), x2, y2)]
+    models = [make_model(1), make_model(2, H=96)]  # both on the team at batch 8
+    assert uses_team(8, 4, 96) and uses_team(8, 4, 144)
     got = {}
     run_threads([lambda: got.__setitem__(0, fit(models[0], x1, y1)),
                  lambda: got.__setitem__(1, fit(models[1], x2, y2))])
