@@ -408,8 +408,9 @@ cdef object _ready_step(object x_t, object kernel, object recurrent_kernel, obje
 cdef object _ready_forward(object x, object kernel, object recurrent_kernel, object bias,
                            object h0, object c0, Py_ssize_t *B, Py_ssize_t *T, Py_ssize_t *I,
                            Py_ssize_t *H):
-    """_ready_step for lstm_forward: x (B, T, I) C-contiguous, aligned, of the
-    weights' type; h0 and c0 (B, H) or None."""
+    """_ready_step for lstm_forward: x (B, T, I) an ndarray of the weights' type
+    in the machine's byte order, C-contiguous, aligned; h0 and c0 (B, H) or
+    None."""
     cdef int typenum = _ready_weights(kernel, recurrent_kernel, bias, I, H)
     if typenum < 0 or not cnp.PyArray_CheckExact(x):
         return None
