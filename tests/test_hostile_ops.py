@@ -264,13 +264,15 @@ def _step_problem(dtype=np.float32):
                 recurrent_kernel=p["recurrent_kernel"], bias=p["bias"], h=p["h0"], c=p["c0"])
 
 
-@pytest.mark.parametrize(
-    "name, form",
-    [(name, form) for name in _STEP_ARGS for form in _FORMS
-     # kernel's dtype is the computation's: these forms change it or are refused
-     if (name != "kernel" or form not in ("float64", "big-endian", "list"))
-     # recurrent_kernel must be an array
-     and (name != "recurrent_kernel" or form != "list")])
+def _arg_forms(names):
+    """(argument, form) pairs to try: kernel's dtype is the computation's (these
+    forms change it or are refused), recurrent_kernel must be an array."""
+    return [(name, form) for name in names for form in _FORMS
+            if (name != "kernel" or form not in ("float64", "big-endian", "list"))
+            and (name != "recurrent_kernel" or form != "list")]
+
+
+@pytest.mark.parametrize("name, form", _arg_forms(_STEP_ARGS))
 @pytest.mark.parametrize("with_packed", [False, True], ids=["unpacked", "packed"])
 def test_step_of_any_array_form_equals_the_ready_arrays(name, form, with_packed):
     ready = _step_problem()
@@ -331,11 +333,7 @@ def test_step_wrong_shape_of_a_ready_array_names_it(name, shape, dtype):
 _FORWARD_ARGS = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
 
 
-@pytest.mark.parametrize(
-    "name, form",
-    [(name, form) for name in _FORWARD_ARGS for form in _FORMS
-     if (name != "kernel" or form not in ("float64", "big-endian", "list"))
-     and (name != "recurrent_kernel" or form != "list")])
+@pytest.mark.parametrize("name, form", _arg_forms(_FORWARD_ARGS))
 @pytest.mark.parametrize("return_sequences", [True, False], ids=["seq", "last"])
 def test_forward_of_any_array_form_equals_the_ready_arrays(name, form, return_sequences):
     ready = problem(np.float32, B=4, T=3, I=5, H=9)
