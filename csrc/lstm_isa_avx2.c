@@ -19,6 +19,7 @@
 #define MR_FWD 6
 #define GP 2
 #define MR_BWD 6
+#define NB_BWD 2 /* blocks of a backward tile: MR_BWD * NB_BWD sums */
 
 #define LF_REAL_IS_DOUBLE 0
 #define REAL float

@@ -13,6 +13,7 @@
 #define MR_FWD 6
 #define GP 4
 #define MR_BWD 6
+#define NB_BWD 4 /* blocks of a backward tile: MR_BWD * NB_BWD sums */
 /* The GEMM's register tile (gemm.inc.c): 6 rows x 4 vectors, 24 accumulators,
  * 4 weight vectors and a broadcast of the 32 registers; 6 broadcasts per 24
  * FMAs. Against the 4 x 3 tile of 16 registers, measured on a 2-core Intel

@@ -11,6 +11,7 @@
 #define MR_FWD 6
 #define GP LF_GENERIC_GP
 #define MR_BWD 6
+#define NB_BWD 2 /* blocks of a backward tile: MR_BWD * NB_BWD sums */
 #ifdef LF_GENERIC_GEMM_MR /* the test build's GEMM tile: the AVX-512 kernels' */
 #define GEMM_MR LF_GENERIC_GEMM_MR
 #define GEMM_NV LF_GENERIC_GEMM_NV

@@ -976,24 +976,24 @@ INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp
 }
 
 /* dh[rows b0..b0+mr, blocks j..j+nb] = dz_t[rows, :] @ recurrent_kernel.T[:, blocks]
- * + dhpass, for nb = 1 or 2 blocks (2: 12 FMAs per 2 weight loads and 6
- * broadcasts at 6 rows). Each element is one sum over k in order, whatever
- * the tile, so results do not depend on how blocks fall to threads. */
+ * + dhpass, for nb = 1, 2 or 4 blocks (NB_BWD: 24 FMAs per 4 weight loads
+ * and 6 broadcasts at 6 rows). Each element is one sum over k in order, whatever the
+ * tile, so results do not depend on how blocks fall to threads. */
 INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j, int64_t t) {
     const int64_t T = cx->d->T, G = 4 * cx->d->H, Hp = cx->Hp;
-    const REAL *q0 = cx->packed + j * G * U, *q1 = q0 + G * U;
-    V acc[MR_BWD][2];
+    const REAL *q = cx->packed + j * G * U;
+    V acc[MR_BWD][4];
     const REAL *dzr[MR_BWD];
     for (int r = 0; r < mr; r++) {
-        acc[r][0] = acc[r][1] = (V){0};
+        for (int n = 0; n < nb; n++) acc[r][n] = (V){0};
         dzr[r] = cx->dz + ((b0 + r) * T + t) * G;
     }
     for (int64_t k = 0; k < G; k++) {
-        V v0 = FN(vload)(q0 + k * U), v1 = nb > 1 ? FN(vload)(q1 + k * U) : (V){0};
+        V v[4];
+        for (int n = 0; n < nb; n++) v[n] = FN(vload)(q + n * G * U + k * U);
         for (int r = 0; r < mr; r++) {
             V x = FN(vbcast)(dzr[r][k]);
-            acc[r][0] += x * v0;
-            if (nb > 1) acc[r][1] += x * v1;
+            for (int n = 0; n < nb; n++) acc[r][n] += x * v[n];
         }
     }
     for (int r = 0; r < mr; r++)
@@ -1003,26 +1003,72 @@ INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j
         }
 }
 
-/* Row tiles of rows r0..r1 of blocks j..j+nb; nb is a constant at each call site. */
+/* Row tiles of rows r0..r1 of blocks j..j+nb; nb is a constant at each call
+ * site. Tiles of 4 blocks and more than 2 rows only where NB_BWD is 4 (their
+ * sums and weights fit AVX-512's 32 registers, not 16). */
 INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t, int64_t r0,
                            int64_t r1) {
     int64_t b0 = r0;
-    for (; b0 + MR_BWD <= r1; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
-#define LF_BWD_TILE(mr) FN(bwd_tile)(cx, mr, nb, b0, j, t)
+    if (nb <= NB_BWD)
+        for (; b0 + MR_BWD <= r1; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
+#define LF_BWD_TILE(mr) \
+    if (nb <= NB_BWD || mr <= 2) FN(bwd_tile)(cx, mr, nb, b0, j, t)
     LF_REMAINDER_ROWS(r1 - b0, LF_BWD_TILE)
 #undef LF_BWD_TILE
 }
 
-/* recurrent_kernel.T's panels of blocks j0..j1 (layout of cx->packed) */
+/* The shuffles of a U x U transpose in registers (U <= 16): step s swaps
+ * bit d = 2^s of the row index with bit d of the lane index, taking rows a
+ * and a + d to lo[s] and hi[s] of the pair's lanes (index >= U: the second
+ * row). Built once a call: GCC did not fold them as constants, and rebuilt
+ * them at every tile. */
+typedef struct {
+    VI lo[4], hi[4];
+} FN(tmasks);
+_Static_assert(U <= 16, "tmasks holds the steps of a transpose of up to 16 lanes");
+
+static FN(tmasks) FN(transpose_masks)(void) {
+    FN(tmasks) m;
+    VI lane;
+    for (int l = 0; l < (int)U; l++) lane[l] = l;
+    for (int s = 0, d = 1; d < (int)U; s++, d *= 2) {
+        VI set = (lane & d) != 0; /* all ones where bit d is set */
+        m.lo[s] = lane + (set & ((int)U - d));
+        m.hi[s] = lane + ((set & (int)U) | (~set & d));
+    }
+    return m;
+}
+
+/* r[i][l] = r[l][i] */
+INLINE void FN(vtranspose)(V *r, const FN(tmasks) * m) {
+    _Pragma("GCC unroll 4") for (int s = 0, d = 1; d < (int)U; s++, d *= 2)
+        _Pragma("GCC unroll 16") for (int i = 0; i < (int)U; i++) if (!(i & d)) {
+            V a = __builtin_shuffle(r[i], r[i + d], m->lo[s]);
+            r[i + d] = __builtin_shuffle(r[i], r[i + d], m->hi[s]);
+            r[i] = a;
+        }
+}
+
+/* recurrent_kernel.T's panels of blocks j0..j1 (layout of cx->packed), by
+ * U x U tiles transposed in registers. Element by element (the units of a
+ * block U rows of recurrent_kernel apart) it took 15% of a B2 T30 H256
+ * backward on one thread. */
 static void FN(bwd_pack_blocks)(FN(bwd_ctx) * cx, int64_t j0, int64_t j1) {
     const int64_t H = cx->d->H, G = 4 * H;
+    const FN(tmasks) m = FN(transpose_masks)();
     for (int64_t j = j0; j < j1; j++) {
         REAL *p = cx->packed + j * G * U;
-        for (int64_t k = 0; k < G; k++)
-            for (int64_t u = 0; u < U; u++) {
-                int64_t unit = j * U + u;
-                *p++ = unit < H ? cx->rk[unit * G + k] : (REAL)0;
-            }
+        const REAL *src = cx->rk + j * U * G; /* unit j * U + u at src + u * G */
+        const int64_t nu = H - j * U < U ? H - j * U : U;
+        int64_t k = 0;
+        for (; k + U <= G; k += U) {
+            V r[U];
+            for (int64_t u = 0; u < U; u++) r[u] = u < nu ? FN(vload)(src + u * G + k) : (V){0};
+            FN(vtranspose)(r, &m);
+            for (int64_t q = 0; q < U; q++) FN(vstore)(p + (k + q) * U, r[q]);
+        }
+        for (; k < G; k++) /* G = 4H not a multiple of U */
+            for (int64_t u = 0; u < U; u++) p[k * U + u] = u < nu ? src[u * G + k] : (REAL)0;
     }
 }
 
@@ -1077,6 +1123,10 @@ static void FN(bwd_step_dh)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1,
                             int64_t j1) {
     const int64_t t = cx->d->go_backwards ? cx->d->T - 1 - s : s;
     int64_t j = j0;
+    /* 4 blocks a tile at one or two rows on every ISA: with 2, the FMAs'
+     * latency (4 sums in flight, or 2), not the loads, set the pace */
+    if (NB_BWD == 4 || r1 - r0 <= 2)
+        for (; j + 4 <= j1; j += 4) FN(bwd_blocks)(cx, 4, j, t, r0, r1);
     for (; j + 2 <= j1; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
     if (j < j1) FN(bwd_blocks)(cx, 1, j, t, r0, r1);
 }
