@@ -1122,13 +1122,22 @@ static void FN(bwd_step_gates)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t 
 static void FN(bwd_step_dh)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1, int64_t j0,
                             int64_t j1) {
     const int64_t t = cx->d->go_backwards ? cx->d->T - 1 - s : s;
-    int64_t j = j0;
     /* 4 blocks a tile at one or two rows on every ISA: with 2, the FMAs'
-     * latency (4 sums in flight, or 2), not the loads, set the pace */
-    if (NB_BWD == 4 || r1 - r0 <= 2)
-        for (; j + 4 <= j1; j += 4) FN(bwd_blocks)(cx, 4, j, t, r0, r1);
-    for (; j + 2 <= j1; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
-    if (j < j1) FN(bwd_blocks)(cx, 1, j, t, r0, r1);
+     * latency (4 sums in flight, or 2), not the loads, set the pace. Blocks
+     * j0..e4 go 4 at a time, e4..e2 2 at a time, then the last one. */
+    const int64_t e4 = NB_BWD == 4 || r1 - r0 <= 2 ? j0 + (j1 - j0) / 4 * 4 : j0;
+    const int64_t e2 = e4 + (j1 - e4) / 2 * 2;
+    /* Every other step backwards, as the forward's chunks: the panels read
+     * last in a step are read first in the next, while still in the L2. */
+    if (s & 1) {
+        if (e2 < j1) FN(bwd_blocks)(cx, 1, e2, t, r0, r1);
+        for (int64_t j = e2 - 2; j >= e4; j -= 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
+        for (int64_t j = e4 - 4; j >= j0; j -= 4) FN(bwd_blocks)(cx, 4, j, t, r0, r1);
+        return;
+    }
+    for (int64_t j = j0; j < e4; j += 4) FN(bwd_blocks)(cx, 4, j, t, r0, r1);
+    for (int64_t j = e4; j < e2; j += 2) FN(bwd_blocks)(cx, 2, j, t, r0, r1);
+    if (e2 < j1) FN(bwd_blocks)(cx, 1, e2, t, r0, r1);
 }
 
 /* Split by blocks: each thread packs and runs its own blocks for all rows,

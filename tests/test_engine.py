@@ -33,6 +33,11 @@ SHAPES = [  # (B, T, I, H)
     (13, 23, 300, 70),
     # (B, T, H) outputs past 512 KB in float32: the forward prefetches their rows
     (128, 40, 3, 26),
+    # the backward's dh tiles of 4, 2 and 1 blocks (at 1-2 rows on every ISA),
+    # taken forwards at even steps and backwards at odd ones: 7 blocks of 16 or
+    # 8 units at H = 110 and 52
+    (2, 7, 3, 110),
+    (1, 8, 2, 52),
 ]
 
 OPTIONS = {
