@@ -46,7 +46,8 @@ if generic_as and os.environ.get("LSTM_FAST_SANITIZE"):
     sys.exit("LSTM_FAST_GENERIC_AS and LSTM_FAST_SANITIZE: expected one of them, received both")
 if generic_as == "avx512":
     define_macros += [("LF_GENERIC_VBYTES", "64"), ("LF_GENERIC_GP", "4"),
-                      ("LF_GENERIC_GEMM_MR", "6"), ("LF_GENERIC_GEMM_NV", "4")]
+                      ("LF_GENERIC_GEMM_MR", "6"), ("LF_GENERIC_GEMM_NV", "4"),
+                      ("LF_GENERIC_NB_BWD", "4")]
     # -O2 for every file: at -O3 the generic file alone took 118 s to compile
     # with 64-byte vectors (40 s at -O2)
     compile_args = [a for a in compile_args if a != "-O3"] + ["-O2"]

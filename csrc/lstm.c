@@ -156,10 +156,10 @@ static int dims_ok(const lf_lstm_dims *d) {
         LF_DISPATCH(backward, type, dz, dh0, dc0, dy, dh_T, dc_T, gates, cell, c0, rk, d,      \
                     n_threads)                                                                 \
     }                                                                                          \
-    int lf_lstm_loop_threads_##type(const lf_lstm_dims *d, int fused, int backward,           \
-                                    int n_threads) {                                           \
+    int lf_lstm_loop_threads_##type(const lf_lstm_dims *d, int fused, int training,           \
+                                    int backward, int n_threads) {                             \
         if (!dims_ok(d) || d->H > LF_MAX_LOOP_SIZE || d->I > LF_MAX_LOOP_SIZE) return LF_EINVAL; \
-        LF_DISPATCH(loop_threads, type, d, fused, backward, n_threads)                         \
+        LF_DISPATCH(loop_threads, type, d, fused, training, backward, n_threads)               \
     }                                                                                          \
     int64_t lf_lstm_packed_len_##type(int64_t rows, int64_t H) {                               \
         if (rows < 0 || H < 1) return LF_EINVAL;                                               \

@@ -108,11 +108,14 @@ int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
                          const lf_lstm_dims *d, int n_threads);
 
 /* The threads the time loop of lf_lstm_forward_* (fused: x @ kernel in the loop,
- * xproj NULL) or lf_lstm_backward_* (backward) asks for with n_threads: one
- * where a second thread's meeting per step would cost more than it saves.
+ * xproj NULL; training: with the training cache) or lf_lstm_backward_*
+ * (backward, a training loop) asks for with n_threads: one where a second
+ * thread's meeting per step would cost more than it saves.
  * LF_EINVAL for sizes lf_lstm_forward_* refuses, or H or I above 2^40. */
-int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int backward, int n_threads);
-int lf_lstm_loop_threads_f64(const lf_lstm_dims *d, int fused, int backward, int n_threads);
+int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int training, int backward,
+                             int n_threads);
+int lf_lstm_loop_threads_f64(const lf_lstm_dims *d, int fused, int training, int backward,
+                             int n_threads);
 
 /* ISA dispatch: chosen once at first use from the CPU (or LSTM_FAST_ISA=
  * generic|avx2|avx512), changeable for tests. */

@@ -95,7 +95,8 @@ static inline float lf_half_to_float(uint16_t h) {
                           const REAL *dc_T, const REAL *gates, const REAL *cell,              \
                           const REAL *c0, const REAL *rk, const lf_lstm_dims *d, int n_threads); \
     int64_t lf_packed_len_##SFX(int64_t rows, int64_t H);                                     \
-    int lf_loop_threads_##SFX(const lf_lstm_dims *d, int fused, int backward, int n_threads);  \
+    int lf_loop_threads_##SFX(const lf_lstm_dims *d, int fused, int training, int backward,    \
+                              int n_threads);                                                 \
     int lf_pack_##SFX(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_threads);     \
     int lf_gemm_##SFX(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const REAL *A,   \
                       int64_t lda, const REAL *B, int64_t ldb, int accumulate, REAL *C,           \

@@ -11,7 +11,11 @@
 #define MR_FWD 6
 #define GP LF_GENERIC_GP
 #define MR_BWD 6
+#ifdef LF_GENERIC_NB_BWD /* the test build's backward tile: the AVX-512 kernels' */
+#define NB_BWD LF_GENERIC_NB_BWD
+#else
 #define NB_BWD 2 /* blocks of a backward tile: MR_BWD * NB_BWD sums */
+#endif
 #ifdef LF_GENERIC_GEMM_MR /* the test build's GEMM tile: the AVX-512 kernels' */
 #define GEMM_MR LF_GENERIC_GEMM_MR
 #define GEMM_NV LF_GENERIC_GEMM_NV

@@ -7,6 +7,7 @@
  *   #define MR_FWD 6        batch rows per register tile, forward
  *   #define GP 2            gates per pass of a forward tile (MR_FWD * GP accumulators)
  *   #define MR_BWD 6        batch rows per register tile, backward
+ *   #define NB_BWD 2        blocks of units per backward tile (4 where 4 x MR_BWD sums fit)
  *   #define SFX avx2_f32    suffix of every name defined here
  *
  * Legend: B batch, T time, I input features, H units, G = 4H gates.
@@ -293,22 +294,28 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * input's rows, which the backward does not read), in float32 or float64
  * (half-precision weights count as float32: not measured apart). From 12
  * rows the loops split rows or do enough per step (B16 H128 backward on two
- * 0.76). */
-INLINE int FN(blocks_pay)(int64_t B, int64_t H) {
+ * 0.76). A training step at batch 1 (its forward writes the cache, and its
+ * backward gains less from two) broke even later: float32 T30 H160 1.02-1.05
+ * as long on two, H192 0.92; T200 H128 1.05, H160 0.95; float64 T30 H96
+ * 0.97, H64 1.13; so training loops at batch 1 take two threads from 384
+ * KiB of recurrent_kernel (float32 H >= 157, float64 H >= 111). */
+INLINE int FN(blocks_pay)(int64_t B, int64_t H, int training) {
     const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);
     const double flops = 8.0 * (double)B * (double)H * (double)H;
-    if (B == 1) return bytes >= 128.0 * 1024;
+    if (B == 1) return bytes >= (training ? 384.0 : 128.0) * 1024;
     return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
 }
 
 /* The threads a time loop asks the team for: lf_forward's (fused: x @ kernel
- * in the loop, whose rows count for rows_pay) or lf_backward's. */
-int FN(lf_loop_threads)(const lf_lstm_dims *d, int fused, int backward, int n_threads) {
+ * in the loop, whose rows count for rows_pay; training: it keeps the cache)
+ * or lf_backward's. */
+int FN(lf_loop_threads)(const lf_lstm_dims *d, int fused, int training, int backward,
+                        int n_threads) {
     const int64_t nblk = (d->H + U - 1) / U;
     const int64_t weight_rows = d->H + (fused && !backward ? d->I : 0);
     const int nth = lf_choose_threads(n_threads, nblk, d->B, d->H);
     if (FN(rows_pay)(d->B, weight_rows, nblk * U, nth, backward ? MR_BWD : MR_FWD) ||
-        FN(blocks_pay)(d->B, d->H))
+        FN(blocks_pay)(d->B, d->H, training || backward))
         return nth;
     return 1;
 }
@@ -866,7 +873,7 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
     cx.Hp = cx.nblk * U;
     cx.prefetch_out = (double)d->B * (double)d->T * (double)d->H * sizeof(REAL) > 512.0 * 1024;
     const int pack_k = cx.x && !cx.k_packed && !cx.k_h, pack_rk = !cx.rk_packed && !cx.rk_h;
-    const int nth = FN(lf_loop_threads)(d, cx.x != NULL, 0, n_threads);
+    const int nth = FN(lf_loop_threads)(d, cx.x != NULL, gates != NULL, 0, n_threads);
     const int rows = FN(rows_pay)(d->B, d->H + (cx.x ? d->I : 0), cx.Hp, nth, MR_FWD);
     const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     size_t n_pack, n_h;
@@ -976,9 +983,10 @@ INLINE void FN(bwd_gates_row)(FN(bwd_ctx) * cx, int64_t b, int64_t t, int64_t tp
 }
 
 /* dh[rows b0..b0+mr, blocks j..j+nb] = dz_t[rows, :] @ recurrent_kernel.T[:, blocks]
- * + dhpass, for nb = 1, 2 or 4 blocks (NB_BWD: 24 FMAs per 4 weight loads
- * and 6 broadcasts at 6 rows). Each element is one sum over k in order, whatever the
- * tile, so results do not depend on how blocks fall to threads. */
+ * + dhpass, for nb = 1, 2 or 4 blocks (4: at up to 2 rows on every ISA, at
+ * any rows where NB_BWD is 4, 24 FMAs per 4 weight loads and 6 broadcasts
+ * at 6 rows; BWD_QUADS). Each element is one sum over k in order, whatever
+ * the tile, so results do not depend on how blocks fall to threads. */
 INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j, int64_t t) {
     const int64_t T = cx->d->T, G = 4 * cx->d->H, Hp = cx->Hp;
     const REAL *q = cx->packed + j * G * U;
@@ -1003,16 +1011,22 @@ INLINE void FN(bwd_tile)(FN(bwd_ctx) * cx, int mr, int nb, int64_t b0, int64_t j
         }
 }
 
+/* Whether tiles of `rows` rows take 4 blocks: at one or two rows on every
+ * ISA (with 2 blocks, 2 or 4 sums in flight, the FMAs' latency and not the
+ * loads set the pace), at more only where NB_BWD is 4 (their sums and
+ * weights fit AVX-512's 32 registers, not 16). bwd_step_dh asks for 4
+ * blocks, and bwd_blocks compiles their tiles, by this one rule. */
+#define BWD_QUADS(rows) (NB_BWD == 4 || (rows) <= 2)
+
 /* Row tiles of rows r0..r1 of blocks j..j+nb; nb is a constant at each call
- * site. Tiles of 4 blocks and more than 2 rows only where NB_BWD is 4 (their
- * sums and weights fit AVX-512's 32 registers, not 16). */
+ * site, and 4 only where BWD_QUADS(r1 - r0). */
 INLINE void FN(bwd_blocks)(FN(bwd_ctx) * cx, int nb, int64_t j, int64_t t, int64_t r0,
                            int64_t r1) {
     int64_t b0 = r0;
-    if (nb <= NB_BWD)
+    if (nb < 4 || BWD_QUADS(MR_BWD))
         for (; b0 + MR_BWD <= r1; b0 += MR_BWD) FN(bwd_tile)(cx, MR_BWD, nb, b0, j, t);
 #define LF_BWD_TILE(mr) \
-    if (nb <= NB_BWD || mr <= 2) FN(bwd_tile)(cx, mr, nb, b0, j, t)
+    if (nb < 4 || BWD_QUADS(mr)) FN(bwd_tile)(cx, mr, nb, b0, j, t)
     LF_REMAINDER_ROWS(r1 - b0, LF_BWD_TILE)
 #undef LF_BWD_TILE
 }
@@ -1028,7 +1042,7 @@ typedef struct {
 _Static_assert(U <= 16, "tmasks holds the steps of a transpose of up to 16 lanes");
 
 static FN(tmasks) FN(transpose_masks)(void) {
-    FN(tmasks) m;
+    FN(tmasks) m = {{{0}}}; /* steps s >= log2(U) unused */
     VI lane;
     for (int l = 0; l < (int)U; l++) lane[l] = l;
     for (int s = 0, d = 1; d < (int)U; s++, d *= 2) {
@@ -1050,9 +1064,9 @@ INLINE void FN(vtranspose)(V *r, const FN(tmasks) * m) {
 }
 
 /* recurrent_kernel.T's panels of blocks j0..j1 (layout of cx->packed), by
- * U x U tiles transposed in registers. Element by element (the units of a
- * block U rows of recurrent_kernel apart) it took 15% of a B2 T30 H256
- * backward on one thread. */
+ * U x U tiles transposed in registers. Element by element (a block's U
+ * units are U rows of recurrent_kernel, each 4H long, read across) it took
+ * 15% of a B2 T30 H256 backward on one thread. */
 static void FN(bwd_pack_blocks)(FN(bwd_ctx) * cx, int64_t j0, int64_t j1) {
     const int64_t H = cx->d->H, G = 4 * H;
     const FN(tmasks) m = FN(transpose_masks)();
@@ -1122,10 +1136,9 @@ static void FN(bwd_step_gates)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t 
 static void FN(bwd_step_dh)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1, int64_t j0,
                             int64_t j1) {
     const int64_t t = cx->d->go_backwards ? cx->d->T - 1 - s : s;
-    /* 4 blocks a tile at one or two rows on every ISA: with 2, the FMAs'
-     * latency (4 sums in flight, or 2), not the loads, set the pace. Blocks
-     * j0..e4 go 4 at a time, e4..e2 2 at a time, then the last one. */
-    const int64_t e4 = NB_BWD == 4 || r1 - r0 <= 2 ? j0 + (j1 - j0) / 4 * 4 : j0;
+    /* Blocks j0..e4 go 4 at a time (BWD_QUADS), e4..e2 2 at a time, then the
+     * last one. */
+    const int64_t e4 = BWD_QUADS(r1 - r0) ? j0 + (j1 - j0) / 4 * 4 : j0;
     const int64_t e2 = e4 + (j1 - e4) / 2 * 2;
     /* Every other step backwards, as the forward's chunks: the panels read
      * last in a step are read first in the next, while still in the L2. */
@@ -1203,7 +1216,7 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
     if (lf_mul_overflows(&n_packed, (size_t)cx.Hp, (size_t)d->H * 4) ||
         lf_mul_overflows(&n_h, (size_t)d->B, (size_t)cx.Hp))
         return LF_ENOMEM;
-    const int nth = FN(lf_loop_threads)(d, 0, 1, n_threads);
+    const int nth = FN(lf_loop_threads)(d, 0, 1, 1, n_threads);
     const int rows = FN(rows_pay)(d->B, d->H, cx.Hp, nth, MR_BWD);
     const size_t n_counters = 2 * (size_t)nth * sizeof(lf_counter) / sizeof(REAL);
     REAL *work = lf_alloc((n_counters + n_packed + 3 * n_h) * sizeof(REAL));
@@ -1227,6 +1240,7 @@ int FN(lf_backward)(REAL *dz, REAL *dh0, REAL *dc0, const REAL *dy, const REAL *
 
 #undef LF_EACH
 #undef LF_OPAQUE
+#undef BWD_QUADS
 #undef LF_LANES_MAX
 #undef V
 #undef VI

@@ -76,8 +76,10 @@ cdef extern from "lstm_cython.h" nogil:
                              const double *cell, const double *c0,
                              const double *recurrent_kernel, const lf_lstm_dims *d,
                              int n_threads)
-    int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int backward, int n_threads)
-    int lf_lstm_loop_threads_f64(const lf_lstm_dims *d, int fused, int backward, int n_threads)
+    int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int training, int backward,
+                                 int n_threads)
+    int lf_lstm_loop_threads_f64(const lf_lstm_dims *d, int fused, int training, int backward,
+                                 int n_threads)
     int lf_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                     int64_t lda, const float *B, int64_t ldb, int accumulate, float *C,
                     int64_t ldc, int n_threads)
@@ -157,10 +159,12 @@ def _set_late_workers(microseconds):
     lf_set_late_workers(int(microseconds))
 
 
-def _loop_threads(B, I, H, dtype=np.float32, *, backward=False, n_threads=None, fused=None):
+def _loop_threads(B, I, H, dtype=np.float32, *, training=False, backward=False, n_threads=None,
+                  fused=None):
     """Testing aid: the threads the time loop of lstm_forward (lstm_step: fused
-    True) or, backward, of lstm_backward asks the team for at these sizes.
-    fused None: as lstm_forward decides (I <= FUSE_MAX_INPUT)."""
+    True; training: training=True) or, backward, of lstm_backward asks the
+    team for at these sizes. fused None: as lstm_forward decides (I <=
+    FUSE_MAX_INPUT)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"Expected dtype float32 or float64. Received: dtype={dtype}")
@@ -168,8 +172,9 @@ def _loop_threads(B, I, H, dtype=np.float32, *, backward=False, n_threads=None, 
     d.B, d.T, d.I, d.H = B, 1, I, H
     cdef int f = (I <= FUSE_MAX_INPUT) if fused is None else bool(fused)
     cdef int nth = _resolve_threads(n_threads)
-    cdef int n = (lf_lstm_loop_threads_f32(&d, f, bool(backward), nth) if dtype == np.float32
-                  else lf_lstm_loop_threads_f64(&d, f, bool(backward), nth))
+    cdef int t = bool(training), b = bool(backward)
+    cdef int n = (lf_lstm_loop_threads_f32(&d, f, t, b, nth) if dtype == np.float32
+                  else lf_lstm_loop_threads_f64(&d, f, t, b, nth))
     if n < 1:
         raise ValueError(
             f"Expected sizes 0 <= B, 0 <= I <= 2**40, 1 <= H <= 2**40. Received: {B}, {I}, {H}")

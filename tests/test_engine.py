@@ -34,10 +34,13 @@ SHAPES = [  # (B, T, I, H)
     # (B, T, H) outputs past 512 KB in float32: the forward prefetches their rows
     (128, 40, 3, 26),
     # the backward's dh tiles of 4, 2 and 1 blocks (at 1-2 rows on every ISA),
-    # taken forwards at even steps and backwards at odd ones: 7 blocks of 16 or
-    # 8 units at H = 110 and 52
+    # taken forwards at even steps and backwards at odd ones: 7 blocks of 16,
+    # 8 or 4 units at H = 110, 52 and 27; and at 4 rows (4 blocks a tile on
+    # AVX-512 and its layout's test build; 2 elsewhere)
     (2, 7, 3, 110),
     (1, 8, 2, 52),
+    (2, 5, 3, 27),
+    (4, 5, 3, 70),
 ]
 
 OPTIONS = {
@@ -111,14 +114,15 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
-# B = 1 and 9: the threads share each step's blocks of units (H = 110: a partial
-# last block on every ISA); B = 40: forward and backward split rows among the
+# B = 1 and 9: the threads share each step's blocks of units (H = 110 and 170:
+# a partial last block on every ISA; a training step at batch 1 takes two
+# threads from H = 157); B = 40: forward and backward split rows among the
 # threads; T = 60: the forward's (B, T, H) outputs past 512 KB, whose rows it
 # prefetches
-@pytest.mark.parametrize("B, T, H", [(1, 13, 110), (9, 13, 110), (40, 13, 70), (40, 60, 70)])
+@pytest.mark.parametrize("B, T, H", [(1, 13, 170), (9, 13, 110), (40, 13, 70), (40, 60, 70)])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "rev"])
 def test_thread_count_does_not_change_results(isa, dtype, I, B, T, H, go_backwards):
-    assert uses_team(B, I, H, dtype) and uses_team(B, I, H, dtype, backward=True)
+    assert uses_team(B, I, H, dtype, training=True) and uses_team(B, I, H, dtype, backward=True)
     p, kw = make_problem(B, T, I, H, dtype, lengths=True)
     kw["go_backwards"] = go_backwards
     outs = []
@@ -140,27 +144,34 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
     def threads(B, I, H, **kw):  # noqa: N803
         return _engine._loop_threads(B, I, H, dtype, n_threads=2, **kw)
 
-    for backward in (False, True):
-        assert threads(1, 4, 32, backward=backward) == 1
-        assert threads(4, 4, 48, backward=backward) == 1
-        assert threads(1, 4, 256, backward=backward) == 2
-        assert threads(4, 4, 256, backward=backward) == 2
-        assert threads(32, 10, 50, backward=backward) == 2  # rows split: no meeting a step
-    # both sides of each bound: batch 1, 128 KiB of recurrent_kernel (float32
-    # H = 80: 100 KiB, H = 96: 144 KiB; float64 twice the bytes); 2-11 rows,
-    # 540k flops a step in float32 (B4 H128: 524k, H132: 558k), 225k in
-    # float64 (B4 H83: 220k, H84: 226k); from 12 rows the rows split. Forward
-    # and backward alike, whatever the input (a training step's two loops
-    # agree).
+    loops = [{}, dict(training=True), dict(backward=True)]  # inference, a training step's two
+    for kw in loops:
+        assert threads(1, 4, 32, **kw) == 1
+        assert threads(4, 4, 48, **kw) == 1
+        assert threads(1, 4, 256, **kw) == 2
+        assert threads(4, 4, 256, **kw) == 2
+        assert threads(32, 10, 50, **kw) == 2  # rows split: no meeting a step
+    # both sides of each bound: batch 1, 128 KiB of recurrent_kernel in
+    # inference (float32 H = 80: 100 KiB, H = 96: 144 KiB; float64 twice the
+    # bytes), 384 KiB in a training step's forward and backward alike
+    # (float32 H = 156: 380 KiB, H = 157: 385 KiB; float64 H = 110 and 111);
+    # 2-11 rows, 540k flops a step in float32 (B4 H128: 524k, H132: 558k),
+    # 225k in float64 (B4 H83: 220k, H84: 226k); from 12 rows the rows split.
+    # Whatever the input (a training step's two loops agree).
     f32 = dtype == np.float32
-    for backward in (False, True):
+    for I in (4, 32, 300):  # noqa: E741
+        assert threads(1, I, 80) == (1 if f32 else 2)
+        assert threads(1, I, 96) == 2
+        for kw in loops[1:]:
+            assert threads(1, I, 96, **kw) == 1
+            assert threads(1, I, 156 if f32 else 110, **kw) == 1
+            assert threads(1, I, 157 if f32 else 111, **kw) == 2
+    for kw in loops:
         for I in (4, 32, 300):  # noqa: E741
-            assert threads(1, I, 80, backward=backward) == (1 if f32 else 2)
-            assert threads(1, I, 96, backward=backward) == 2
-            assert threads(4, I, 128 if f32 else 83, backward=backward) == 1
-            assert threads(4, I, 132 if f32 else 84, backward=backward) == 2
-        assert threads(11, 4, 64 if f32 else 32, backward=backward) == 1
-        assert threads(12, 4, 64 if f32 else 32, backward=backward) == 2
+            assert threads(4, I, 128 if f32 else 83, **kw) == 1
+            assert threads(4, I, 132 if f32 else 84, **kw) == 2
+        assert threads(11, 4, 64 if f32 else 32, **kw) == 1
+        assert threads(12, 4, 64 if f32 else 32, **kw) == 2
     assert _engine._loop_threads(1, 4, 256, dtype, n_threads=1) == 1
     with pytest.raises(ValueError, match="1 <= H"):
         _engine._loop_threads(1, 4, 0, dtype)
