@@ -4,6 +4,14 @@
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
 #include <immintrin.h>
 #define LF_RCP_PS(x) ((__typeof__(x))_mm512_rcp14_ps((__m512)(x)))
+/* The first n < U lanes (masked: the others are neither read nor written,
+ * so a block's tail at the end of an array stays inside it) */
+#define LF_LOADN_PS(p, n) ((V)_mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p)))
+#define LF_LOADN_PD(p, n) ((V)_mm512_maskz_loadu_pd((__mmask8)((1u << (n)) - 1u), (p)))
+#define LF_STOREN_PS(p, v, n) \
+    _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (__m512)(v))
+#define LF_STOREN_PD(p, v, n) \
+    _mm512_mask_storeu_pd((p), (__mmask8)((1u << (n)) - 1u), (__m512d)(v))
 #define LF_VMAX_PS(a, b) ((__typeof__(b))_mm512_max_ps((__m512)(a), (__m512)(b)))
 #define LF_VMIN_PS(a, b) ((__typeof__(b))_mm512_min_ps((__m512)(a), (__m512)(b)))
 #define LF_VMAX_PD(a, b) ((__typeof__(b))_mm512_max_pd((__m512d)(a), (__m512d)(b)))

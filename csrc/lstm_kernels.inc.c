@@ -97,8 +97,10 @@ INLINE V FN(vbcast)(REAL a) { return __builtin_shuffle((V){a}, (VI){0}); }
  * through a buffer (and a vector load of bytes just stored in pieces, which
  * store forwarding cannot serve): at H = 50 that one block of 2 units cost
  * 1.57 full blocks, 1.27 now. The ISA files may give masked loads
- * (LF_MASKLOAD_PS/PD); otherwise, and for stores, the copies are of fixed
- * sizes, which compile to a few moves. */
+ * (LF_MASKLOAD_PS/PD, with a vector of lanes; LF_LOADN_PS/PD with a count)
+ * and stores (LF_STOREN_PS/PD); otherwise the copies are of fixed sizes,
+ * which compile to a few moves (a load then still waits for the pieces'
+ * stores to reach the cache). */
 INLINE VI FN(lane_mask)(int64_t n) { /* lanes < n all ones, the rest zero */
     VI lane;
     for (int i = 0; i < (int)U; i++) lane[i] = i;
@@ -120,7 +122,11 @@ INLINE void FN(copy_n)(void *a, const void *b, int64_t n) {
 /* first n lanes (n <= U) of p, the rest zero: for the last block of units */
 INLINE V FN(vload_n)(const REAL *p, int64_t n) {
     if (n == U) return FN(vload)(p);
-#if LF_REAL_IS_DOUBLE && defined(LF_MASKLOAD_PD)
+#if LF_REAL_IS_DOUBLE && defined(LF_LOADN_PD)
+    return LF_LOADN_PD(p, n);
+#elif !LF_REAL_IS_DOUBLE && defined(LF_LOADN_PS)
+    return LF_LOADN_PS(p, n);
+#elif LF_REAL_IS_DOUBLE && defined(LF_MASKLOAD_PD)
     return LF_MASKLOAD_PD(p, FN(lane_mask)(n));
 #elif !LF_REAL_IS_DOUBLE && defined(LF_MASKLOAD_PS)
     return LF_MASKLOAD_PS(p, FN(lane_mask)(n));
@@ -136,9 +142,15 @@ INLINE void FN(vstore_n)(REAL *p, V v, int64_t n) {
         FN(vstore)(p, v);
         return;
     }
+#if LF_REAL_IS_DOUBLE && defined(LF_STOREN_PD)
+    LF_STOREN_PD(p, v, n);
+#elif !LF_REAL_IS_DOUBLE && defined(LF_STOREN_PS)
+    LF_STOREN_PS(p, v, n);
+#else
     REAL tmp[U];
     FN(vstore)(tmp, v);
     FN(copy_n)(p, tmp, n);
+#endif
 }
 
 /* x clamped to [lo, hi], NaN kept: a NaN input must give a NaN output. The
