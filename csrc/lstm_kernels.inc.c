@@ -291,30 +291,35 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
 }
 
 /* Whether a second thread pays for a time loop that splits the blocks of
- * units (not rows_pay): its members meet once per step (1-2 us here, with
- * the two cores' L2s each streaming half of the weights), so one thread's
- * step must take a few microseconds. Measured on this 2-core machine
- * (float32, n_threads 1 against 2, per step): at batch 1 the forward broke
- * even at H = 80-112 (a step of 1.2-2.1 us reading 100-200 KiB of weights
- * from L2) and H = 64 took 1.37x as long on two; at batch 2-8 at about 540k
- * flops a step (B2 H170, B4 H128-192, B6 H128, B8 H75; float64 about 225k),
- * where B4 H48 took 1.8x as long on two. The backward broke even near the
- * same sizes at batch 1 and later at batch 2-8 (B4 H128-256), but a
- * training step whose backward ran alone after a forward on two took 1.09x
- * as long at B8 H128 (the workers went to sleep and the next forward woke
- * them): both loops take one rule, on recurrent_kernel alone (not a fused
- * input's rows, which the backward does not read), in float32 or float64
- * (half-precision weights count as float32: not measured apart). From 12
- * rows the loops split rows or do enough per step (B16 H128 backward on two
- * 0.76). A training step at batch 1 (its forward writes the cache, and its
- * backward gains less from two) broke even later: float32 T30 H160 1.02-1.05
- * as long on two, H192 0.92; T200 H128 1.05, H160 0.95; float64 T30 H96
- * 0.97, H64 1.13; so training loops at batch 1 take two threads from 384
- * KiB of recurrent_kernel (float32 H >= 157, float64 H >= 111). */
+ * units (not rows_pay): its members meet once per step (about a microsecond
+ * here, with the two cores' L2s each streaming half of the weights), so one
+ * thread's step must take a few microseconds. Measured on this 2-core
+ * machine (n_threads 1 against 2, per step): inference at batch 1 and 2
+ * breaks even at 100-130 KiB of recurrent_kernel (float32 B1 H80 1.04 as
+ * long on two, H88 0.93, H96 0.90, H128 0.76; B2 H80 0.97-0.99, H96
+ * 0.88-0.97, H144 0.76; float64 B1 H64 0.88, B2 H80 0.87; H = 64 at B1
+ * and B2 took 1.1x as long on two) since a step at batch 1-2 is one chunk
+ * per thread (fwd_chunk_blocks); at batch 3-8 at about 540k flops a step
+ * (B3 H128 0.92, B4 H128 0.98, H160 0.84; B8 H75; float64 about 225k),
+ * where B4 H64 took 1.2x as long on two. The backward broke even near the
+ * same flops at batch 2-8 (B4 H128-256), but a training step whose backward
+ * ran alone after a forward on two took 1.09x as long at B8 H128 (the
+ * workers went to sleep and the next forward woke them): a training step's
+ * loops take one rule, on recurrent_kernel alone (not a fused input's rows,
+ * which the backward does not read), in float32 or float64 (half-precision
+ * weights count as float32: two threads took 0.95 of the time at B1 H96).
+ * From 12 rows the loops split rows or do enough per step (B16 H128
+ * backward on two 0.76). A training step at batch 1 (its forward writes the
+ * cache, and its backward gains less from two) broke even later: float32
+ * T30 H160 1.02-1.05 as long on two, H192 0.92; T200 H128 1.05, H160 0.95;
+ * float64 T30 H96 0.97, H64 1.13; so training loops at batch 1 take two
+ * threads from 384 KiB of recurrent_kernel (float32 H >= 157, float64 H >=
+ * 111), and at batch 2 from 540k flops as at 3-8. */
 INLINE int FN(blocks_pay)(int64_t B, int64_t H, int training) {
     const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);
     const double flops = 8.0 * (double)B * (double)H * (double)H;
-    if (B == 1) return bytes >= (training ? 384.0 : 128.0) * 1024;
+    if (B <= 2 && !training) return bytes >= 128.0 * 1024;
+    if (B == 1) return bytes >= 384.0 * 1024;
     return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
 }
 
@@ -711,13 +716,24 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
  * the state and nothing needs packing: cx->state_ready). Whoever runs a chunk
  * computes it the same way, so results do not depend on which thread ran it.
  *
- * About four chunks per thread and step: a claim is a locked instruction,
- * which waits for the chunk's stores and stalls the next chunk's loads (at
- * one chunk per block, 7% of the time of a batch-1 step at H = 256), and a
- * thread that loses its core holds up the step by at most the chunk it
- * runs. At batch 1 a chunk is whole pairs of blocks (fwd_tile_pair). */
+ * From 3 rows, about four chunks per thread and step: a thread whose core
+ * is slower than the other's (a busy neighbour on a shared host) leaves its
+ * last chunks to the faster one. At 1 or 2 rows a step is a few
+ * microseconds, and each chunk's claim (a locked instruction, and the
+ * owner's counter line taken back from the thread that looked at it) and
+ * its break in the weight stream weighed more than the sharing gave: one
+ * chunk per thread took 0.85 of the time at B1 H128, 0.94-0.97 at H256 and
+ * H384 (T >= 4; a streaming step 0.97-1.00), 0.93 at B2 H256 (two threads,
+ * in-process A/B, 7-11 rounds); B4-B64 and the training forwards moved by
+ * under 3% either way, so they keep four. A thread that has not started its
+ * chunk still leaves it to the other. At batch 1 a chunk is whole pairs of
+ * blocks (fwd_tile_pair). */
 static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t nblk, int nth) {
     const int64_t unit = B == 1 && GP < 4 ? 2 : 1;
+    if (B <= 2) {
+        const int64_t cb = (nblk + nth - 1) / nth;
+        return (cb + unit - 1) / unit * unit;
+    }
     int64_t cb = nblk / (4 * (int64_t)nth) / unit * unit;
     return cb < unit ? unit : cb;
 }
@@ -806,6 +822,19 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
             }
 }
 
+/* The h that step s starts from, when small (batch 1-4): the other threads
+ * wrote their units of it in the step before, and a tile's loads of those
+ * lines each waited for a transfer from another core, one after another as
+ * the sum over k reached them. Asked for at once: 0.94 of the time at B1
+ * H128, 0.96 at H256 and B4 H256, 0.97 at B2 (two threads, with one chunk
+ * per thread at B <= 2; in-process A/B, 9 rounds). */
+INLINE void FN(fwd_prefetch_state)(const FN(fwd_ctx) * cx, int64_t s) {
+    const int64_t n = cx->d->B * cx->Hp;
+    if (n * (int64_t)sizeof(REAL) > 16384) return;
+    const REAL *cur = cx->hbuf + (s & 1) * n;
+    for (int64_t v = 0; v < n; v += 64 / (int64_t)sizeof(REAL)) __builtin_prefetch(cur + v, 0, 3);
+}
+
 static void FN(fwd_task)(void *arg, int tid, int nth) {
     (void)nth;
     FN(fwd_ctx) *cx = arg;
@@ -819,6 +848,7 @@ static void FN(fwd_task)(void *arg, int tid, int nth) {
          * always in one order evicts each line just before its next use;
          * reversed, the lines read last are read first. */
         const int reverse = q > 0 && (q & 1) == 0;
+        if (q > 0) FN(fwd_prefetch_state)(cx, q - 1);
         int64_t c, n_done = 0;
         for (; (c = lf_phases_claim(&cx->ph, tid, q - q0, reverse)) >= 0; n_done++) {
             const int64_t j0 = c * cb, j1 = j0 + cb < cx->nblk ? j0 + cb : cx->nblk;

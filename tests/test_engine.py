@@ -136,6 +136,30 @@ def test_thread_count_does_not_change_results(isa, dtype, I, B, T, H, go_backwar
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
+# inference at batch 1 and 2: each thread's share of a step is one chunk of
+# blocks (csrc: fwd_chunk_blocks), 7 and 11 blocks at H = 100 and 170 with
+# 16-unit blocks, 13 and 22 with 8-unit blocks (pairs at batch 1), so shares
+# of unequal size and a single last block; three threads ask for thirds
+@pytest.mark.parametrize("B, H", [(1, 100), (2, 100), (1, 170), (2, 170)])
+def test_thread_count_does_not_change_inference_at_batch_1_and_2(isa, dtype, I, B, H):
+    assert uses_team(B, I, H, dtype)
+    p, kw = make_problem(B, 9, I, H, dtype, lengths=True)
+    packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
+    outs = []
+    for n_threads in (1, 2, 3):
+        for pk in (None, packed):
+            outs.append(ops.lstm_forward(**p, **kw, return_sequences=True, packed=pk,
+                                         n_threads=n_threads))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)
+    want = ref.lstm_forward(**as64(p), **kw, return_sequences=True)
+    for a, b in zip(outs[0][:3], want[:3]):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
     """One meeting per step costs 1-2 us: small layers at small batches run on
     one thread (csrc: blocks_pay), large ones and >= 12 rows on two."""
@@ -151,21 +175,27 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
         assert threads(1, 4, 256, **kw) == 2
         assert threads(4, 4, 256, **kw) == 2
         assert threads(32, 10, 50, **kw) == 2  # rows split: no meeting a step
-    # both sides of each bound: batch 1, 128 KiB of recurrent_kernel in
-    # inference (float32 H = 80: 100 KiB, H = 96: 144 KiB; float64 twice the
-    # bytes), 384 KiB in a training step's forward and backward alike
-    # (float32 H = 156: 380 KiB, H = 157: 385 KiB; float64 H = 110 and 111);
-    # 2-11 rows, 540k flops a step in float32 (B4 H128: 524k, H132: 558k),
-    # 225k in float64 (B4 H83: 220k, H84: 226k); from 12 rows the rows split.
-    # Whatever the input (a training step's two loops agree).
+    # both sides of each bound: batch 1 and 2, 128 KiB of recurrent_kernel
+    # in inference (float32 H = 90: 127 KiB, H = 91: 129 KiB; float64 H = 63
+    # and 64), 384 KiB in a training step's forward and backward alike at
+    # batch 1 (float32 H = 156: 380 KiB, H = 157: 385 KiB; float64 H = 110
+    # and 111); 2-11 rows in training and 3-11 in inference, 540k flops a
+    # step in float32 (B4 H128: 524k, H132: 558k; B2 H183: 536k, H184:
+    # 542k), 225k in float64 (B4 H83: 220k, H84: 226k; B2 H118, H119); from
+    # 12 rows the rows split. Whatever the input (a training step's two loops
+    # agree).
     f32 = dtype == np.float32
     for I in (4, 32, 300):  # noqa: E741
-        assert threads(1, I, 80) == (1 if f32 else 2)
-        assert threads(1, I, 96) == 2
+        for B in (1, 2):
+            assert threads(B, I, 90 if f32 else 63) == 1
+            assert threads(B, I, 91 if f32 else 64) == 2
+        assert threads(3, I, 96 if f32 else 64) == 1
         for kw in loops[1:]:
             assert threads(1, I, 96, **kw) == 1
             assert threads(1, I, 156 if f32 else 110, **kw) == 1
             assert threads(1, I, 157 if f32 else 111, **kw) == 2
+            assert threads(2, I, 183 if f32 else 118, **kw) == 1
+            assert threads(2, I, 184 if f32 else 119, **kw) == 2
     for kw in loops:
         for I in (4, 32, 300):  # noqa: E741
             assert threads(4, I, 128 if f32 else 83, **kw) == 1
