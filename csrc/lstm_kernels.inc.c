@@ -716,25 +716,31 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
  * the state and nothing needs packing: cx->state_ready). Whoever runs a chunk
  * computes it the same way, so results do not depend on which thread ran it.
  *
- * From 3 rows, about four chunks per thread and step: a thread whose core
- * is slower than the other's (a busy neighbour on a shared host) leaves its
- * last chunks to the faster one. At 1 or 2 rows a step is a few
- * microseconds, and each chunk's claim (a locked instruction, and the
- * owner's counter line taken back from the thread that looked at it) and
- * its break in the weight stream weighed more than the sharing gave: one
- * chunk per thread took 0.85 of the time at B1 H128, 0.94-0.97 at H256 and
- * H384 (T >= 4; a streaming step 0.97-1.00), 0.93 at B2 H256 (two threads,
- * in-process A/B, 7-11 rounds); B4-B64 and the training forwards moved by
- * under 3% either way, so they keep four. A thread that has not started its
- * chunk still leaves it to the other. At batch 1 a chunk is whole pairs of
- * blocks (fwd_tile_pair). */
-static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t nblk, int nth) {
+ * About four chunks per thread and step: a thread whose core is slower
+ * than the other's (a busy neighbour on a shared host, or its share of the
+ * weights less kept by its L2) leaves its last chunks to the faster one.
+ * At 1 or 2 rows, with a thread's share of recurrent_kernel within what the
+ * L2 keeps of a sweep here (~1.3 MiB), a step is a few microseconds, and
+ * each chunk's claim (a locked instruction, and the owner's counter line
+ * taken back from the thread that looked at it) and its break in the
+ * weight stream weighed more than the sharing gave: one chunk per thread
+ * took 0.85 of the time at B1 H128, 0.89-0.92 at H170-256, 0.97 at H384
+ * (T >= 4; a streaming step 0.97-1.00), 0.93 at B2 H256, 0.85 in a batch-1
+ * training forward at H256 (two threads, in-process A/B, 7-11 rounds;
+ * AVX2 B1 H100-256 0.85-0.88). At H512 (2 MiB a thread) one chunk each
+ * took 1.04-1.07 as long as four in A/B runs on separate copies of the
+ * weights (how fast each half streams varies with where a copy lands, and
+ * four chunks even the halves out), and batches of 4 to 64 moved by under
+ * 3% either way: they keep four. A thread that has
+ * not started its chunk still leaves it to the other. At batch 1 a chunk
+ * is whole pairs of blocks (fwd_tile_pair). Chunks are rounded down, so an
+ * odd share goes to a last small chunk (13 blocks on two: 6, 6 and 1, which
+ * the second thread owns) and not to one thread's (8 and 5). */
+static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t H, int64_t nblk, int nth) {
+    const double share = 4.0 * (double)H * (double)(nblk * U) * sizeof(REAL) / nth;
     const int64_t unit = B == 1 && GP < 4 ? 2 : 1;
-    if (B <= 2) {
-        const int64_t cb = (nblk + nth - 1) / nth;
-        return (cb + unit - 1) / unit * unit;
-    }
-    int64_t cb = nblk / (4 * (int64_t)nth) / unit * unit;
+    const int64_t per_thread = B <= 2 && share <= 1.25 * 1024 * 1024 ? 1 : 4;
+    int64_t cb = nblk / (per_thread * nth) / unit * unit;
     return cb < unit ? unit : cb;
 }
 
@@ -944,7 +950,7 @@ int FN(lf_forward)(REAL *y, REAL *h_T, REAL *c_T, REAL *gates, REAL *cell, REAL 
         lf_phases_init(&cx.ph, nth, (d->B + MR_FWD - 1) / MR_FWD, (lf_counter *)(void *)work);
         lf_parallel_run_shared(FN(fwd_rows_task), &cx, &cx.ph, nth, flops);
     } else {
-        cx.cb = FN(fwd_chunk_blocks)(d->B, cx.nblk, nth);
+        cx.cb = FN(fwd_chunk_blocks)(d->B, d->H, cx.nblk, nth);
         /* With the weights given packed and a small state (a streaming step,
          * a batch-1 sequence), the caller sets the state itself: phase 0
          * would be only that, and its meeting cost more than the copy (a

@@ -137,10 +137,11 @@ def test_thread_count_does_not_change_results(isa, dtype, I, B, T, H, go_backwar
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
-# inference at batch 1 and 2: each thread's share of a step is one chunk of
-# blocks (csrc: fwd_chunk_blocks), 7 and 11 blocks at H = 100 and 170 with
-# 16-unit blocks, 13 and 22 with 8-unit blocks (pairs at batch 1), so shares
-# of unequal size and a single last block; three threads ask for thirds
+# inference at batch 1 and 2: a thread's share of a step is one chunk of
+# blocks (csrc: fwd_chunk_blocks), rounded down: 7 and 11 blocks at H = 100
+# and 170 with 16-unit blocks (chunks 3 3 1 and 5 5 1), 13 and 22 with 8-unit
+# blocks (pairs at batch 1: 6 6 1, 10 10 2), so one thread owns two chunks
+# and a last chunk of a single block; three threads ask for thirds
 @pytest.mark.parametrize("B, H", [(1, 100), (2, 100), (1, 170), (2, 170)])
 def test_thread_count_does_not_change_inference_at_batch_1_and_2(isa, dtype, I, B, H):
     assert uses_team(B, I, H, dtype)
