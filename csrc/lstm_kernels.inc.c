@@ -727,7 +727,7 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
  * took 0.85 of the time at B1 H128, 0.89-0.92 at H170-256, 0.97 at H384
  * (T >= 4; a streaming step 0.97-1.00), 0.93 at B2 H256, 0.85 in a batch-1
  * training forward at H256 (two threads, in-process A/B, 7-11 rounds;
- * AVX2 B1 H100-256 0.85-0.88). At H512 (2 MiB a thread) one chunk each
+ * AVX2 B1 H100-256 0.84-0.95, B2 H100 0.77). At H512 (2 MiB a thread) one chunk each
  * took 1.04-1.07 as long as four in A/B runs on separate copies of the
  * weights (how fast each half streams varies with where a copy lands, and
  * four chunks even the halves out), and batches of 4 to 64 moved by under
