@@ -297,18 +297,18 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * machine (n_threads 1 against 2, per step): inference at batch 1 and 2
  * breaks even at 100-130 KiB of recurrent_kernel (float32 B1 H80 1.04 as
  * long on two, H88 0.93, H96 0.90, H128 0.76; B2 H80 0.97-0.99, H96
- * 0.88-0.97, H144 0.76; float64 B1 H64 0.88, B2 H80 0.87; H = 64 at B1
- * and B2 took 1.1x as long on two) since a step at batch 1-2 is one chunk
- * per thread (fwd_chunk_blocks); at batch 3-8 at about 540k flops a step
- * (B3 H128 0.92, B4 H128 0.98, H160 0.84; B8 H75; float64 about 225k),
- * where B4 H64 took 1.2x as long on two. The backward broke even near the
- * same flops at batch 2-8 (B4 H128-256), but a training step whose backward
- * ran alone after a forward on two took 1.09x as long at B8 H128 (the
- * workers went to sleep and the next forward woke them): a training step's
- * loops take one rule, on recurrent_kernel alone (not a fused input's rows,
- * which the backward does not read), in float32 or float64 (half-precision
- * weights count as float32: two threads took 0.95 of the time at B1 H96).
- * From 12 rows the loops split rows or do enough per step (B16 H128
+ * 0.88-0.97, H144 0.76; float32 H = 64 at B1 and B2 1.1x as long on two;
+ * float64 B1 H64 0.88, B2 H80 0.87) since a step at batch 1-2 is one chunk
+ * per thread (fwd_chunk_blocks); half-precision weights count as float32
+ * (two threads took 0.95 of the time at B1 H96). At batch 3-8 at about
+ * 540k flops a step (B3 H128 0.92 and B4 H128 0.98, near even, stay on
+ * one; B4 H160 0.84; float64 about 225k), where B4 H64 took 1.2x as long
+ * on two. The backward broke even near the same flops at batch 2-8 (B4
+ * H128-256), but a training step whose backward ran alone after a forward
+ * on two took 1.09x as long at B8 H128 (the workers went to sleep and the
+ * next forward woke them): a training step's loops take one rule, on
+ * recurrent_kernel alone (not a fused input's rows, which the backward
+ * does not read), in float32 or float64. From 12 rows the loops split rows or do enough per step (B16 H128
  * backward on two 0.76). A training step at batch 1 (its forward writes the
  * cache, and its backward gains less from two) broke even later: float32
  * T30 H160 1.02-1.05 as long on two, H192 0.92; T200 H128 1.05, H160 0.95;
@@ -718,24 +718,27 @@ int FN(lf_pack)(REAL *packed, const REAL *w, int64_t rows, int64_t H, int n_thre
  *
  * About four chunks per thread and step: a thread whose core is slower
  * than the other's (a busy neighbour on a shared host, or its share of the
- * weights less kept by its L2) leaves its last chunks to the faster one.
- * At 1 or 2 rows, with a thread's share of recurrent_kernel within what the
- * L2 keeps of a sweep here (~1.3 MiB), a step is a few microseconds, and
- * each chunk's claim (a locked instruction, and the owner's counter line
- * taken back from the thread that looked at it) and its break in the
- * weight stream weighed more than the sharing gave: one chunk per thread
- * took 0.85 of the time at B1 H128, 0.89-0.92 at H170-256, 0.97 at H384
- * (T >= 4; a streaming step 0.97-1.00), 0.93 at B2 H256, 0.85 in a batch-1
- * training forward at H256 (two threads, in-process A/B, 7-11 rounds;
- * AVX2 B1 H100-256 0.84-0.95, B2 H100 0.77). At H512 (2 MiB a thread) one chunk each
- * took 1.04-1.07 as long as four in A/B runs on separate copies of the
- * weights (how fast each half streams varies with where a copy lands, and
- * four chunks even the halves out), and batches of 4 to 64 moved by under
- * 3% either way: they keep four. A thread that has
- * not started its chunk still leaves it to the other. At batch 1 a chunk
- * is whole pairs of blocks (fwd_tile_pair). Chunks are rounded down, so an
- * odd share goes to a last small chunk (13 blocks on two: 6, 6 and 1, which
- * the second thread owns) and not to one thread's (8 and 5). */
+ * weights less kept by its L2) leaves its last chunks to the faster one,
+ * when it is more than a third slower (it has then not started its last).
+ * At 1 or 2 rows, with a thread's share of recurrent_kernel within 1.25 MiB
+ * (what the L2 keeps of a sweep here measured ~1.3 MiB; half-precision
+ * weights count as float32), a step is a few microseconds, and each
+ * chunk's claim (a locked instruction, and the owner's counter line taken
+ * back from the thread that looked at it) and its break in the weight
+ * stream weighed more than the sharing gave: one chunk per thread took
+ * 0.85 of the time at B1 H128, 0.89-0.92 at H170-256, 0.97 at H384 (T >=
+ * 4; a streaming step 0.97-1.00), 0.93 at B2 H256, 0.85 in a batch-1
+ * training forward at H256 (two threads, in-process A/B, 7-11 rounds; AVX2
+ * B1 H100-256 0.84-0.95, B2 H100 0.77). At H512 (2 MiB a thread) one chunk
+ * each took 1.04-1.07 as long as four in A/B runs on separate copies of
+ * the weights (how fast each half streams varies with where a copy lands,
+ * and four chunks even the halves out), and batches of 4 to 64 moved by
+ * under 3% either way: they keep four. A thread that has not started its
+ * chunk still leaves it to the other. At batch 1 a chunk is whole pairs of
+ * blocks (fwd_tile_pair; a pair never spans two chunks, so this is for
+ * speed). Chunks are rounded down, so an odd share goes to a last small
+ * chunk (13 blocks on two: 6, 6 and 1, which the second thread owns) and
+ * not to one thread's (8 and 5). */
 static int64_t FN(fwd_chunk_blocks)(int64_t B, int64_t H, int64_t nblk, int nth) {
     const double share = 4.0 * (double)H * (double)(nblk * U) * sizeof(REAL) / nth;
     const int64_t unit = B == 1 && GP < 4 ? 2 : 1;
@@ -828,12 +831,13 @@ static void FN(fwd_step_chunk)(FN(fwd_ctx) * cx, int64_t j0, int64_t j1, int64_t
             }
 }
 
-/* The h that step s starts from, when small (batch 1-4): the other threads
- * wrote their units of it in the step before, and a tile's loads of those
- * lines each waited for a transfer from another core, one after another as
- * the sum over k reached them. Asked for at once: 0.94 of the time at B1
- * H128, 0.96 at H256 and B4 H256, 0.97 at B2 (two threads, with one chunk
- * per thread at B <= 2; in-process A/B, 9 rounds). */
+/* The h that step s starts from, when small (up to 16 KiB: batch 1-4 at
+ * H = 1024 in float32, 16 at H = 256): the other threads wrote their units
+ * of it in the step before, and a tile's loads of those lines each waited
+ * for a transfer from another core, one after another as the sum over k
+ * reached them. Asked for at once: 0.94 of the time at B1 H128, 0.96 at
+ * H256 and B4 H256, 0.97 at B2 H256 (two threads, with one chunk per thread
+ * at B <= 2; in-process A/B, 9 rounds). */
 INLINE void FN(fwd_prefetch_state)(const FN(fwd_ctx) * cx, int64_t s) {
     const int64_t n = cx->d->B * cx->Hp;
     if (n * (int64_t)sizeof(REAL) > 16384) return;
