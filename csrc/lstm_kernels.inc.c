@@ -1205,6 +1205,25 @@ static void FN(bwd_step_dh)(FN(bwd_ctx) * cx, int64_t s, int64_t r0, int64_t r1,
     if (e2 < j1) FN(bwd_blocks)(cx, 1, e2, t, r0, r1);
 }
 
+/* dz of step s, when small (B * 4H up to 16 KiB: batch 1 to H = 1024, 4
+ * to H = 256), which the dh product reads along k: the other threads wrote
+ * their units of it just before the meeting, and the loads of those lines
+ * waited for them one at a time (as the forward's h: fwd_prefetch_state).
+ * Asked for at once, a backward on two threads took 0.94-0.98 of the time
+ * at B1 T100 H256, 0.96 at H170-192, 0.95 at B2 and B4 H256, 0.98-1.00 at
+ * H512 and 1024 (in-process switch, 11-15 rounds; B16 H256, past the
+ * bound, 0.97-1.00). */
+INLINE void FN(bwd_prefetch_dz)(const FN(bwd_ctx) * cx, int64_t s) {
+    const lf_lstm_dims *d = cx->d;
+    const int64_t G = 4 * d->H, t = d->go_backwards ? d->T - 1 - s : s;
+    if (d->B * G * (int64_t)sizeof(REAL) > 16384) return;
+    for (int64_t b = 0; b < d->B; b++) {
+        const REAL *row = cx->dz + (b * d->T + t) * G;
+        for (int64_t k = 0; k < G; k += 64 / (int64_t)sizeof(REAL)) __builtin_prefetch(row + k, 0, 3);
+        __builtin_prefetch(row + G - 1, 0, 3); /* rows need not start a line */
+    }
+}
+
 /* Split by blocks: each thread packs and runs its own blocks for all rows,
  * and the threads meet once a step (the product reads every unit's dz_t). */
 static void FN(bwd_task)(void *arg, int tid, int nth) {
@@ -1217,6 +1236,7 @@ static void FN(bwd_task)(void *arg, int tid, int nth) {
     for (int64_t s = T - 1; s >= 0; s--) {
         FN(bwd_step_gates)(cx, s, 0, B, j0, j1);
         lf_barrier_wait(&cx->bar);
+        FN(bwd_prefetch_dz)(cx, s);
         /* No barrier after: the next step's gate gradients of a block use
          * only this thread's dh and dc, and write a different time of dz. */
         FN(bwd_step_dh)(cx, s, 0, B, j0, j1);
