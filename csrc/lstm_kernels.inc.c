@@ -303,23 +303,29 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * (two threads took 0.95 of the time at B1 H96). At batch 3-8 at about
  * 540k flops a step (B3 H128 0.92 and B4 H128 0.98, near even, stay on
  * one; B4 H160 0.84; float64 about 225k), where B4 H64 took 1.2x as long
- * on two. The backward broke even near the same flops at batch 2-8 (B4
+ * on two. The backward broke even near the same flops at batch 3-8 (B4
  * H128-256), but a training step whose backward ran alone after a forward
  * on two took 1.09x as long at B8 H128 (the workers went to sleep and the
  * next forward woke them): a training step's loops take one rule, on
  * recurrent_kernel alone (not a fused input's rows, which the backward
- * does not read), in float32 or float64. From 12 rows the loops split rows or do enough per step (B16 H128
- * backward on two 0.76). A training step at batch 1 (its forward writes the
- * cache, and its backward gains less from two) broke even later: float32
- * T30 H160 1.02-1.05 as long on two, H192 0.92; T200 H128 1.05, H160 0.95;
- * float64 T30 H96 0.97, H64 1.13; so training loops at batch 1 take two
- * threads from 384 KiB of recurrent_kernel (float32 H >= 157, float64 H >=
- * 111), and at batch 2 from 540k flops as at 3-8. */
+ * does not read), in float32 or float64. From 12 rows the loops split rows
+ * or do enough per step (B16 H128 backward on two 0.76). A training step at
+ * batch 1 or 2 (its forward writes the cache, its backward meets at a
+ * barrier) breaks even later than inference: float32 T30 B1 H88 1.03 as
+ * long on two, H96 0.97-1.00, H104 0.94 (T200), H112 0.86-0.94, H128
+ * 0.80-0.85; B2 H88 1.00, H96 0.90-0.98, H112 0.84-0.87, H160 0.82;
+ * float64 B1 H72 1.03-1.20, H80 1.08, H88 0.85-1.03, H104 0.84, H120
+ * 0.78; B2 H80 1.03, H88 1.05 (n_threads 1 against 2 with the rule
+ * bypassed, 9-11 rounds, after the forward's one chunk per thread and both
+ * loops' prefetches); so training loops at batch 1-2 take two threads from
+ * 192 KiB of recurrent_kernel in float32 (H >= 111) and 320 KiB in float64
+ * (H >= 102). Before those changes a batch-1 step broke even only at H =
+ * 160-192 (float64 96) and batch 2 followed the 540k-flop rule. */
 INLINE int FN(blocks_pay)(int64_t B, int64_t H, int training) {
     const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);
     const double flops = 8.0 * (double)B * (double)H * (double)H;
-    if (B <= 2 && !training) return bytes >= 128.0 * 1024;
-    if (B == 1) return bytes >= 384.0 * 1024;
+    if (B <= 2)
+        return bytes >= (training ? (sizeof(REAL) == 4 ? 192.0 : 320.0) : 128.0) * 1024;
     return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
 }
 

@@ -116,7 +116,7 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
 # B = 1 and 9: the threads share each step's blocks of units (H = 110 and 170:
 # a partial last block on every ISA; a training step at batch 1 takes two
-# threads from H = 157); B = 40: forward and backward split rows among the
+# threads from H = 111, float64 102); B = 40: forward and backward split rows among the
 # threads; T = 60: the forward's (B, T, H) outputs past 512 KB, whose rows it
 # prefetches
 @pytest.mark.parametrize("B, T, H", [(1, 13, 170), (9, 13, 110), (40, 13, 70), (40, 60, 70)])
@@ -181,12 +181,11 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
         assert threads(32, 10, 50, **kw) == 2  # rows split: no meeting a step
     # both sides of each bound: batch 1 and 2, 128 KiB of recurrent_kernel
     # in inference (float32 H = 90: 127 KiB, H = 91: 129 KiB; float64 H = 63
-    # and 64), 384 KiB in a training step's forward and backward alike at
-    # batch 1 (float32 H = 156: 380 KiB, H = 157: 385 KiB; float64 H = 110
-    # and 111); 2-11 rows in training and 3-11 in inference, 540k flops a
-    # step in float32 (B4 H128: 524k, H132: 558k; B2 H183: 536k, H184:
-    # 542k), 225k in float64 (B4 H83: 220k, H84: 226k; B2 H118, H119); from
-    # 12 rows the rows split. Whatever the input (a training step's two loops
+    # and 64); in a training step's forward and backward alike, 192 KiB in
+    # float32 (H = 110: 189 KiB, H = 111: 193 KiB) and 320 KiB in float64
+    # (H = 101: 319 KiB, H = 102: 325 KiB); 3-11 rows, 540k flops a step in
+    # float32 (B4 H128: 524k, H132: 558k), 225k in float64 (B4 H83: 220k,
+    # H84: 226k); from 12 rows the rows split. Whatever the input (a training step's two loops
     # agree).
     f32 = dtype == np.float32
     for I in (4, 32, 300):  # noqa: E741
@@ -195,11 +194,10 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
             assert threads(B, I, 91 if f32 else 64) == 2
         assert threads(3, I, 96 if f32 else 64) == 1
         for kw in loops[1:]:
-            assert threads(1, I, 96, **kw) == 1
-            assert threads(1, I, 156 if f32 else 110, **kw) == 1
-            assert threads(1, I, 157 if f32 else 111, **kw) == 2
-            assert threads(2, I, 183 if f32 else 118, **kw) == 1
-            assert threads(2, I, 184 if f32 else 119, **kw) == 2
+            for B in (1, 2):
+                assert threads(B, I, 96 if f32 else 64, **kw) == 1
+                assert threads(B, I, 110 if f32 else 101, **kw) == 1
+                assert threads(B, I, 111 if f32 else 102, **kw) == 2
     for kw in loops:
         for I in (4, 32, 300):  # noqa: E741
             assert threads(4, I, 128 if f32 else 83, **kw) == 1
