@@ -116,8 +116,8 @@ def test_forward_and_backward_match_reference(isa, dtype, shape, option):
 @pytest.mark.parametrize("I", [7, 45])  # fused input projection, and the GEMM
 # B = 1 and 9: the threads share each step's blocks of units (H = 110 and 170:
 # a partial last block on every ISA; a training step at batch 1 takes two
-# threads from H = 111, float64 102); B = 40: forward and backward split rows among the
-# threads; T = 60: the forward's (B, T, H) outputs past 512 KB, whose rows it
+# threads from H = 111, float64 102); B = 40: forward and backward split rows
+# among the threads; T = 60: the forward's (B, T, H) outputs past 512 KB, whose rows it
 # prefetches
 @pytest.mark.parametrize("B, T, H", [(1, 13, 170), (9, 13, 110), (40, 13, 70), (40, 60, 70)])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "rev"])
@@ -185,8 +185,8 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
     # float32 (H = 110: 189 KiB, H = 111: 193 KiB) and 320 KiB in float64
     # (H = 101: 319 KiB, H = 102: 325 KiB); 3-11 rows, 540k flops a step in
     # float32 (B4 H128: 524k, H132: 558k), 225k in float64 (B4 H83: 220k,
-    # H84: 226k); from 12 rows the rows split. Whatever the input (a training step's two loops
-    # agree).
+    # H84: 226k); from 12 rows the rows split. Whatever the input (a training
+    # step's two loops agree).
     f32 = dtype == np.float32
     for I in (4, 32, 300):  # noqa: E741
         for B in (1, 2):
