@@ -320,12 +320,33 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * loops' prefetches); so training loops at batch 1-2 take two threads from
  * 192 KiB of recurrent_kernel in float32 (H >= 111) and 320 KiB in float64
  * (H >= 102). Before those changes a batch-1 step broke even only at H =
- * 160-192 (float64 96) and batch 2 followed the 540k-flop rule. */
-INLINE int FN(blocks_pay)(int64_t B, int64_t H, int training) {
+ * 160-192 (float64 96) and batch 2 followed the 540k-flop rule.
+ * An inference call at batch 1-2 also pays once for handing its work to
+ * the team (publishing it, a worker's entry, the join: ~3 us here), which
+ * a short sequence does not earn back: it takes two threads only when its
+ * T steps sweep, in all, at least 576 KiB of weights with x @ kernel in the
+ * loop (lstm_step; rows I + H) or 1 MiB without (rows H: the GEMM before
+ * the loop hands out work of its own). n_threads 1 against 2 per call, in
+ * one process, 9-15 rounds, the call's sweep in brackets: lstm_step float32
+ * B1 H96 (288 KiB) 0.81-0.82 of the time on one, I16 H128 (288) 0.80-0.93,
+ * H112 (392) 0.93, H120 (450) 0.99, B2 H96 0.83, B2 H112 0.89, B2 H128 (512)
+ * 0.87-0.93; about even from 512 KiB at batch 1, by the host's moment (H128
+ * 0.90-1.12 in five runs, I16 H176 (528) 0.94-1.03, H136 (578) 0.98); on
+ * one 1.11-1.16 as long at H144 (648), 1.11-1.18 at I16 H208 (728), B2 H160
+ * (800) 1.22; float64 B1 H64 (256) 0.88, H80 (400) 0.97, B2 H80 0.88-0.95,
+ * H96 (576) 1.11 as long. lstm_forward float32 T2 H96 (288) 0.83, T2 H112
+ * 0.83, T4 H96 (576) 0.86, T3 H112 0.89, T2 H128 (512) 0.91, T2 H144 (648)
+ * 0.94, T4 H128 (1 MiB) 1.00; float64 T2 and T4 H64 0.90, T2 H96 (576)
+ * 0.99. */
+INLINE int FN(blocks_pay)(int64_t B, int64_t T, int64_t H, int64_t weight_rows, int fused,
+                          int training) {
     const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);
     const double flops = 8.0 * (double)B * (double)H * (double)H;
-    if (B <= 2)
-        return bytes >= (training ? (sizeof(REAL) == 4 ? 192.0 : 320.0) : 128.0) * 1024;
+    if (B <= 2 && training) return bytes >= (sizeof(REAL) == 4 ? 192.0 : 320.0) * 1024;
+    if (B <= 2) {
+        const double call = (double)T * (double)weight_rows * 4.0 * (double)H * sizeof(REAL);
+        return bytes >= 128.0 * 1024 && call >= (fused ? 576.0 : 1024.0) * 1024;
+    }
     return B >= 12 || flops >= (sizeof(REAL) == 4 ? 540e3 : 225e3);
 }
 
@@ -338,7 +359,7 @@ int FN(lf_loop_threads)(const lf_lstm_dims *d, int fused, int training, int back
     const int64_t weight_rows = d->H + (fused && !backward ? d->I : 0);
     const int nth = lf_choose_threads(n_threads, nblk, d->B, d->H);
     if (FN(rows_pay)(d->B, weight_rows, nblk * U, nth, backward ? MR_BWD : MR_FWD) ||
-        FN(blocks_pay)(d->B, d->H, training || backward))
+        FN(blocks_pay)(d->B, d->T, d->H, weight_rows, fused && !backward, training || backward))
         return nth;
     return 1;
 }

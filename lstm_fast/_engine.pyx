@@ -159,17 +159,17 @@ def _set_late_workers(microseconds):
     lf_set_late_workers(int(microseconds))
 
 
-def _loop_threads(B, I, H, dtype=np.float32, *, training=False, backward=False, n_threads=None,
-                  fused=None):
-    """Testing aid: the threads the time loop of lstm_forward (lstm_step: fused
-    True; training: training=True) or, backward, of lstm_backward asks the
-    team for at these sizes. fused None: as lstm_forward decides (I <=
+def _loop_threads(B, I, H, dtype=np.float32, *, T=1, training=False, backward=False,
+                  n_threads=None, fused=None):
+    """Testing aid: the threads the time loop of lstm_forward (lstm_step: T 1,
+    fused True; training: training=True) or, backward, of lstm_backward asks
+    the team for at these sizes. fused None: as lstm_forward decides (I <=
     FUSE_MAX_INPUT)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"Expected dtype float32 or float64. Received: dtype={dtype}")
     cdef lf_lstm_dims d
-    d.B, d.T, d.I, d.H = B, 1, I, H
+    d.B, d.T, d.I, d.H = B, T, I, H
     cdef int f = (I <= FUSE_MAX_INPUT) if fused is None else bool(fused)
     cdef int nth = _resolve_threads(n_threads)
     cdef int t = bool(training), b = bool(backward)
@@ -177,7 +177,8 @@ def _loop_threads(B, I, H, dtype=np.float32, *, training=False, backward=False, 
                   else lf_lstm_loop_threads_f64(&d, f, t, b, nth))
     if n < 1:
         raise ValueError(
-            f"Expected sizes 0 <= B, 0 <= I <= 2**40, 1 <= H <= 2**40. Received: {B}, {I}, {H}")
+            f"Expected sizes 0 <= B, 0 <= T, 0 <= I <= 2**40, 1 <= H <= 2**40. "
+            f"Received: B={B}, T={T}, I={I}, H={H}")
     return n
 
 

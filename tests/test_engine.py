@@ -146,7 +146,7 @@ def test_thread_count_does_not_change_results(isa, dtype, I, B, T, H, go_backwar
 # on the caller alone (and wakes them for the next)
 @pytest.mark.parametrize("B, H", [(1, 100), (2, 100), (1, 170), (2, 170)])
 def test_thread_count_does_not_change_inference_at_batch_1_and_2(isa, dtype, I, B, H):
-    assert uses_team(B, I, H, dtype)
+    assert uses_team(B, I, H, dtype, T=9)
     p, kw = make_problem(B, 9, I, H, dtype, lengths=True)
     packed = ops.pack_weights(p["kernel"], p["recurrent_kernel"])
     outs = []
@@ -169,8 +169,8 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
     two."""
     from lstm_fast import _engine
 
-    def threads(B, I, H, **kw):  # noqa: N803
-        return _engine._loop_threads(B, I, H, dtype, n_threads=2, **kw)
+    def threads(B, I, H, T=100, **kw):  # noqa: N803
+        return _engine._loop_threads(B, I, H, dtype, T=T, n_threads=2, **kw)
 
     loops = [{}, dict(training=True), dict(backward=True)]  # inference, a training step's two
     for kw in loops:
@@ -179,9 +179,9 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
         assert threads(1, 4, 256, **kw) == 2
         assert threads(4, 4, 256, **kw) == 2
         assert threads(32, 10, 50, **kw) == 2  # rows split: no meeting a step
-    # both sides of each bound: batch 1 and 2, 128 KiB of recurrent_kernel
-    # in inference (float32 H = 90: 127 KiB, H = 91: 129 KiB; float64 H = 63
-    # and 64); in a training step's forward and backward alike, 192 KiB in
+    # both sides of each bound (T = 100 unless said): batch 1 and 2, 128 KiB
+    # of recurrent_kernel in inference (float32 H = 90: 127 KiB, H = 91: 129
+    # KiB; float64 H = 63 and 64); in a training step's forward and backward alike, 192 KiB in
     # float32 (H = 110: 189 KiB, H = 111: 193 KiB) and 320 KiB in float64
     # (H = 101: 319 KiB, H = 102: 325 KiB); 3-11 rows, 540k flops a step in
     # float32 (B4 H128: 524k, H132: 558k), 225k in float64 (B4 H83: 220k,
@@ -204,9 +204,32 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
             assert threads(4, I, 132 if f32 else 84, **kw) == 2
         assert threads(11, 4, 64 if f32 else 32, **kw) == 1
         assert threads(12, 4, 64 if f32 else 32, **kw) == 2
+    # an inference call at batch 1-2 whose T steps sweep, in all, less than
+    # 576 KiB of weights with x @ kernel in the loop (rows I + H) or 1 MiB
+    # without (rows H) stays on one thread. lstm_step (T = 1, I = H): float32
+    # H = 135 sweeps 570 KiB, H = 136 578 KiB; float64 H = 95 564 KiB, H = 96
+    # 576 KiB. The GEMM's input (I = 300; 1 MiB is 16 T H^2 bytes in float32,
+    # 32 T H^2 in float64): float32 T = 1 H = 255 and 256, T = 4 H = 127 and
+    # 128; float64 T = 1 H = 181 and 182, T = 4 H = 90 and 91.
+    for B in (1, 2):
+        step = 135 if f32 else 95
+        assert threads(B, step, step, T=1, fused=True) == 1
+        assert threads(B, step + 1, step + 1, T=1, fused=True) == 2
+        # fused (I <= 32): float32 I16 H128 288 KiB a step, float64 I16 H64 160
+        short = 1 if f32 else 3
+        assert threads(B, 16, 128 if f32 else 64, T=short) == 1
+        assert threads(B, 16, 128 if f32 else 64, T=short + 1) == 2
+        for T, H in ((1, 255), (4, 127)) if f32 else ((1, 181), (4, 90)):
+            assert threads(B, 300, H, T=T) == 1
+            assert threads(B, 300, H + 1, T=T) == 2
+        # training loops keep their per-step rule whatever T
+        assert threads(B, 4, 111 if f32 else 102, T=1, training=True) == 2
+        assert threads(B, 4, 111 if f32 else 102, T=1, backward=True) == 2
     assert _engine._loop_threads(1, 4, 256, dtype, n_threads=1) == 1
     with pytest.raises(ValueError, match="1 <= H"):
         _engine._loop_threads(1, 4, 0, dtype)
+    with pytest.raises(ValueError, match="0 <= T"):
+        _engine._loop_threads(1, 4, 8, dtype, T=-1)
     with pytest.raises(ValueError, match="2\\*\\*40"):
         _engine._loop_threads(1, 2**41, 8, dtype)
     with pytest.raises(ValueError, match="float32 or float64"):

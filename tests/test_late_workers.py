@@ -61,7 +61,7 @@ def _lstm_args(B, T, I, H, seed=0):
 @pytest.mark.parametrize("B,T,I,H", [(1, 150, 256, 256), (32, 40, 64, 128), (5, 30, 64, 200),
                                      (32, 60, 10, 50), (32, 60, 40, 50)])
 def test_forward_does_not_wait_for_a_late_worker(late_workers, B, T, I, H):
-    assert uses_team(B, I, H)
+    assert uses_team(B, I, H, T=T)
     args = _lstm_args(B, T, I, H)
     _engine._set_late_workers(0)
     want = ops.lstm_forward(**args, return_sequences=True, n_threads=1)
