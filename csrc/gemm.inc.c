@@ -188,11 +188,10 @@ static void FN(gemm_pack_b)(const FN(gemm_ctx) * g, REAL *dst, int64_t p0, int64
                     if (cols == GEMM_NR) {
                         for (int q = 0; q < GEMM_NV; q++)
                             FN(vstore)(d + q * U, FN(vload)(src + q * U));
-                    } else {
-                        const int64_t filled = (cols + U - 1) / U * U;
+                    } else { /* whole vectors, then the last under a mask (zeros past it) */
                         int64_t n = 0;
-                        for (; n < cols; n++) d[n] = src[n];
-                        for (; n < filled; n++) d[n] = 0;
+                        for (; n + U <= cols; n += U) FN(vstore)(d + n, FN(vload)(src + n));
+                        if (n < cols) FN(vstore)(d + n, FN(vload_n)(src + n, cols - n));
                     }
                 }
             }
