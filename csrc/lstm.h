@@ -110,7 +110,9 @@ int lf_lstm_backward_f64(double *dz, double *dh0, double *dc0, const double *dy,
 /* The threads the time loop of lf_lstm_forward_* (fused: x @ kernel in the loop,
  * xproj NULL; training: with the training cache) or lf_lstm_backward_*
  * (backward, a training loop) asks for with n_threads: one where a second
- * thread's meeting per step would cost more than it saves.
+ * thread's meeting per step would cost more than it saves, or, for inference
+ * at batch 1-2, where the call's d->T steps are too few to earn back
+ * handing the work to the team (the kernels' blocks_pay).
  * LF_EINVAL for sizes lf_lstm_forward_* refuses, or H or I above 2^40. */
 int lf_lstm_loop_threads_f32(const lf_lstm_dims *d, int fused, int training, int backward,
                              int n_threads);

@@ -337,7 +337,9 @@ INLINE int FN(rows_pay)(int64_t B, int64_t weight_rows, int64_t Hp, int nth, int
  * H96 (576) 1.11 as long. lstm_forward float32 T2 H96 (288) 0.83, T2 H112
  * 0.83, T4 H96 (576) 0.86, T3 H112 0.89, T2 H128 (512) 0.91, T2 H144 (648)
  * 0.94, T4 H128 (1 MiB) 1.00; float64 T2 and T4 H64 0.90, T2 H96 (576)
- * 0.99. */
+ * 0.99. Half-precision weights count as float32 here too (their widening
+ * costs about what the bytes save): a half lstm_step at I = H = 136 took
+ * 0.86 of one thread's time on two at B1 and B2, H160 0.79. */
 INLINE int FN(blocks_pay)(int64_t B, int64_t T, int64_t H, int64_t weight_rows, int fused,
                           int training) {
     const double bytes = 4.0 * (double)H * (double)H * (double)sizeof(REAL);

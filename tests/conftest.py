@@ -19,7 +19,8 @@ def uses_team(B, I, H, dtype=np.float32, **kw):  # noqa: N803
     """Whether the time loop at these sizes asks for two threads when given two
     (_engine._loop_threads): a test of what threads change must make them run.
     A second thread splits a step's blocks only where it pays (one meeting per
-    step), so small layers at small batches run on one."""
+    step), so small layers at small batches run on one; inference at batch
+    1-2 also counts the call's steps, so its tests pass T= (default 1)."""
     from lstm_fast import _engine
 
     return _engine._loop_threads(B, I, H, dtype, n_threads=2, **kw) == 2

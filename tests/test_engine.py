@@ -208,9 +208,9 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
     # 576 KiB of weights with x @ kernel in the loop (rows I + H) or 1 MiB
     # without (rows H) stays on one thread. lstm_step (T = 1, I = H): float32
     # H = 135 sweeps 570 KiB, H = 136 578 KiB; float64 H = 95 564 KiB, H = 96
-    # 576 KiB. The GEMM's input (I = 300; 1 MiB is 16 T H^2 bytes in float32,
-    # 32 T H^2 in float64): float32 T = 1 H = 255 and 256, T = 4 H = 127 and
-    # 128; float64 T = 1 H = 181 and 182, T = 4 H = 90 and 91.
+    # 576 KiB. The GEMM's input (I = 300; the sweep is 16 T H^2 bytes in
+    # float32, 32 T H^2 in float64): float32 T = 1 H = 255 and 256, T = 4 H =
+    # 127 and 128; float64 T = 1 H = 181 and 182, T = 4 H = 90 and 91.
     for B in (1, 2):
         step = 135 if f32 else 95
         assert threads(B, step, step, T=1, fused=True) == 1

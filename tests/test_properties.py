@@ -49,7 +49,8 @@ def problems(draw, with_backward=True):
     B = draw(st.integers(0, 5))
     T = draw(st.integers(0, 7))
     I = draw(st.integers(0, 6))  # noqa: E741 - the shape letters of DESIGN.md
-    # 100: batch 1 splits its blocks between threads (ops._engine._loop_threads)
+    # 100: batch 1-2 inference splits its blocks between threads from T = 4
+    # (float64 T = 2; ops._engine._loop_threads)
     H = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100]))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     x_dtype = draw(st.sampled_from([None, np.float16, np.float32, np.float64, np.int16]))
