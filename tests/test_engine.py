@@ -181,12 +181,12 @@ def test_a_second_thread_splits_blocks_only_where_it_pays(dtype):
         assert threads(32, 10, 50, **kw) == 2  # rows split: no meeting a step
     # both sides of each bound (T = 100 unless said): batch 1 and 2, 128 KiB
     # of recurrent_kernel in inference (float32 H = 90: 127 KiB, H = 91: 129
-    # KiB; float64 H = 63 and 64); in a training step's forward and backward alike, 192 KiB in
-    # float32 (H = 110: 189 KiB, H = 111: 193 KiB) and 320 KiB in float64
-    # (H = 101: 319 KiB, H = 102: 325 KiB); 3-11 rows, 540k flops a step in
-    # float32 (B4 H128: 524k, H132: 558k), 225k in float64 (B4 H83: 220k,
-    # H84: 226k); from 12 rows the rows split. Whatever the input (a training
-    # step's two loops agree).
+    # KiB; float64 H = 63 and 64); in a training step's forward and backward
+    # alike, 192 KiB in float32 (H = 110: 189 KiB, H = 111: 193 KiB) and 320
+    # KiB in float64 (H = 101: 319 KiB, H = 102: 325 KiB); 3-11 rows, 540k
+    # flops a step in float32 (B4 H128: 524k, H132: 558k), 225k in float64
+    # (B4 H83: 220k, H84: 226k); from 12 rows the rows split. Whatever the
+    # input (a training step's two loops agree).
     f32 = dtype == np.float32
     for I in (4, 32, 300):  # noqa: E741
         for B in (1, 2):
