@@ -164,6 +164,32 @@ def measure_peak(dtype=np.float32, n=4096, repeats=5):
     }
 
 
+class PeakProbe:
+    """The matmul peak of measure_peak, timed once more on demand: between the
+    rounds of a training row, so that the row's GEMM rate can be set against
+    the peak of the same minutes. On a shared host the peak moves within a run
+    (242 and 309 GFLOP/s at a run's start and end here), as much as the
+    training steps' own times do. The operands are made once."""
+
+    def __init__(self, dtype=np.float32, n=4096):
+        rng = np.random.default_rng(1)
+        self.n = n
+        self.a = rng.standard_normal((n, n)).astype(dtype)
+        self.b = rng.standard_normal((n, n)).astype(dtype)
+        self.out = np.empty((n, n), dtype)
+        np.matmul(self.a, self.b, out=self.out)  # threads started, pages touched
+
+    def gflops(self, repeats=2):
+        """The best of `repeats` timings (as measure_peak's best: one product
+        took 152-318 GFLOP/s here from one half second to the next)."""
+        best = 0.0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(self.a, self.b, out=self.out)
+            best = max(best, 2.0 * self.n**3 / (time.perf_counter() - t0) / 1e9)
+        return best
+
+
 def _clock_ticks():
     try:
         return os.sysconf("SC_CLK_TCK")

@@ -208,8 +208,10 @@ def label(name, threads, row):
     return f"{name}@{threads}" if len(row["threads"]) > 1 else name
 
 
-def run_row(row, data, pool, names, settings, dtype, peak):
-    """Set up, check, warm up and time one row on every contender; a result dict."""
+def run_row(row, data, pool, names, settings, dtype, peak, peak_probe=None):
+    """Set up, check, warm up and time one row on every contender; a result dict.
+    With peak_probe (a machine.PeakProbe), a training row times the matmul peak
+    again after each round (round_peak_fraction)."""
     kind = row["kind"]
     tol = (TOL_JOB if kind == "job" else TOL)[dtype]
     results, live = {}, []
@@ -336,6 +338,8 @@ def run_row(row, data, pool, names, settings, dtype, peak):
                 settings["budget_s"], rounds, estimate[lab], min_samples
             )
     samples = {lab: [] for lab, _ in live}
+    round_times = {lab: [] for lab, _ in live}  # each round's samples
+    round_peaks = []  # GFLOP/s of the matmul peak timed after each round (training rows)
     # Latency and streaming rows: p50 and p99 are of calls in a steady stream.
     # A turn's first call comes after the other contenders ran: its weights
     # evicted from the caches, its thread pool asleep, and the turn switch
@@ -370,6 +374,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
                 first_calls[lab].append(times[0])
                 times = times[1:]
             samples[lab].extend(times)
+            round_times[lab].append(times)
             # the next contender starts once this one's thread pool has gone idle
             machine.wait_until_idle(w.proc.pid)
         if fixed is not None and results[ours_lab].get("status") != "error":
@@ -383,6 +388,9 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             else:
                 fixed["error"] = times
             machine.wait_until_idle(fw.proc.pid)
+        if peak_probe is not None and kind == "train" and row["flops"]:
+            round_peaks.append(peak_probe.gflops())
+            machine.wait_until_idle(os.getpid())  # NumPy's BLAS threads spin after it
 
     background = probe.cpus()
     for lab, w in live:
@@ -410,6 +418,10 @@ def run_row(row, data, pool, names, settings, dtype, peak):
             gflops = row["flops"] / float(np.median(t)) / 1e9
             entry["gflops"] = gflops
             entry["frac_peak"] = gflops / peak["best_gflops"]
+            if round_peaks and entry["threads"] == threads_all:  # the peak is on all cores
+                entry["frac_round_peak"] = round_peak_fraction(
+                    row["flops"], round_times[lab], round_peaks
+                )
 
     # speedups of lstm_fast over each contender at the same thread count
     for entry in results.values():
@@ -441,6 +453,7 @@ def run_row(row, data, pool, names, settings, dtype, peak):
     return dict(
         row,
         results=results,
+        round_peaks_gflops=round_peaks or None,
         fixed_work=fixed_work,
         tolerance=tol,
         background_cpus=background,
@@ -455,6 +468,18 @@ def calls_per_round(budget_s, rounds, call_s, min_samples):
     n = math.ceil(budget_s / rounds / call_s)
     wanted = min(min_samples, max(50, math.ceil(6 * budget_s / call_s)))
     return int(min(max(n, math.ceil(wanted / rounds), 1), 100_000))
+
+
+def round_peak_fraction(flops, round_times, round_peaks):
+    """A contender's GEMM rate against the peak of the same minutes: the median
+    over rounds of (flops / the round's median call time) / the matmul peak
+    timed right after that round (GFLOP/s). None without a round of both."""
+    ratios = [
+        flops / float(np.median(t)) / 1e9 / p
+        for t, p in zip(round_times, round_peaks)
+        if len(t) and p > 0
+    ]
+    return float(np.median(ratios)) if ratios else None
 
 
 def _is_latency(row):
@@ -540,6 +565,7 @@ def detail_lines(result, names):
         "n",
         "GFLOP/s",
         "% peak",
+        "% round peak",
         "peak RSS MiB",
         "base RSS MiB",
         "check",
@@ -554,6 +580,7 @@ def detail_lines(result, names):
                         lab,
                         e["threads"],
                         e.get("status"),
+                        "",
                         "",
                         "",
                         "",
@@ -585,6 +612,7 @@ def detail_lines(result, names):
                     e["n"],
                     f"{e['gflops']:.1f}" if "gflops" in e else "-",
                     f"{100 * e['frac_peak']:.0f}%" if "frac_peak" in e else "-",
+                    f"{100 * e['frac_round_peak']:.0f}%" if e.get("frac_round_peak") else "-",
                     f"{e['rss_peak_mib']:.0f}" if "rss_peak_mib" in e else "-",
                     f"{e['rss_base_mib']:.0f}" if e.get("rss_base_mib") is not None else "-",
                     ctext,
@@ -694,6 +722,15 @@ def _fmt_cpus(x):
     return "unknown" if x is None else f"{x:.2f} CPUs busy"
 
 
+def _round_peak_text(result):
+    spans = [
+        f"{row['id']} {min(p):.1f}-{max(p):.1f}"
+        for row in result["rows"]
+        if (p := row.get("round_peaks_gflops"))
+    ]
+    return "; after each round of " + ", ".join(spans) if spans else ""
+
+
 def write_markdown(path, result, names):
     m, peak, runs = result["machine"], result["peak"], result["peak_runs"]
     lines = [
@@ -713,7 +750,8 @@ def write_markdown(path, result, names):
         f"- Environment: {m['env'] or 'none of ' + ', '.join(machine.ENV_VARS)}",
         f"- Peak ({peak['dtype']} {peak['n']}x{peak['n']} matmul through NumPy, all cores): "
         f"{peak['best_gflops']:.1f} GFLOP/s best "
-        f"(start {runs[0]['best_gflops']:.1f}, end {runs[-1]['best_gflops']:.1f})",
+        f"(start {runs[0]['best_gflops']:.1f}, end {runs[-1]['best_gflops']:.1f})"
+        + _round_peak_text(result),
         f"- Other processes' load: {_fmt_cpus(result.get('background_cpus_before'))} before the "
         f"start; load average {result['loadavg_before'][0]:.2f} at the start, "
         f"{result['loadavg_after'][0]:.2f} at the end (per row: the 'other load' column). Rows "
@@ -757,8 +795,14 @@ def write_markdown(path, result, names):
         "## Details",
         "",
         "GFLOP/s by BENCH.md's formulas (train 24·T·B·H·(I+H), forward 8·T·B·H·(I+H)); "
-        "% peak of the matmul peak above; RSS from each contender's own worker process (peak "
-        "during the row, and the process's base at the row's start: interpreter + library).",
+        "% peak of the matmul peak above (the best of its timings at the run's start and "
+        "end); % round peak (training rows, all threads): the median over the row's rounds "
+        "of the GFLOP/s in that round against the matmul peak timed right after it (the "
+        "best of two products: the peak of the same minutes, which on a shared host moves "
+        "within a run as much as the steps' times do; the row's range of it under "
+        "Machine); RSS from each contender's "
+        "own worker process (peak during the row, and the process's base at the row's "
+        "start: interpreter + library).",
         "",
         md_table(header, dl),
         "",
@@ -931,6 +975,12 @@ def main(argv=None):
             flush=True,
         )
 
+        # timed again after each round of the training rows (run_row)
+        peak_probe = (
+            machine.PeakProbe(peak_dtype, settings["peak_n"])
+            if any(row["kind"] == "train" and row["flops"] for row in rows)
+            else None
+        )
         results = []
         for row in rows:
             s = row["shape"]
@@ -940,7 +990,7 @@ def main(argv=None):
                 flush=True,
             )
             data = workloads.make_data(row, dtype)
-            r = run_row(row, data, pool, names, settings, dtype, peak_runs[0])
+            r = run_row(row, data, pool, names, settings, dtype, peak_runs[0], peak_probe)
             for lab, e in r["results"].items():
                 if e.get("status") == "ok":
                     speed = (
@@ -963,6 +1013,18 @@ def main(argv=None):
                     f"p99 {fmt_time(fw['p99_ms']):>10}  n={fw['n']}  (the machine's spread)",
                     flush=True,
                 )
+            if r.get("round_peaks_gflops"):
+                ours = r["results"].get(label("lstm_fast", max(row["threads"]), row), {})
+                at = (
+                    f"; lstm_fast at {100 * ours['frac_round_peak']:.0f}% of its round's"
+                    if ours.get("frac_round_peak")
+                    else ""
+                )
+                print(
+                    f"    matmul peak after each round: {min(r['round_peaks_gflops']):.1f}-"
+                    f"{max(r['round_peaks_gflops']):.1f} GFLOP/s{at}",
+                    flush=True,
+                )
             if r.get("background_cpus") is not None:
                 print(
                     f"    other processes kept {r['background_cpus']:.2f} CPUs busy meanwhile; "
@@ -974,6 +1036,7 @@ def main(argv=None):
             machine.measure_peak(peak_dtype, settings["peak_n"], settings["peak_repeats"])
         )
     finally:
+        peak_probe = None  # its operands: 3 x n^2 elements
         for w in pool.values():
             w.close()
 

@@ -76,6 +76,12 @@ def test_bench_quick(tmp_path):
             assert lstm_fast["check"]["against"] == "reference (float64)"
         if row["kind"] == "train":
             assert "rss_peak_mib" in lstm_fast
+            # the matmul peak timed after each round, and the rate against it
+            peaks = row["round_peaks_gflops"]
+            assert peaks and all(p > 0 for p in peaks), row["id"]
+            assert 0 < lstm_fast["frac_round_peak"] < 10, (row["id"], lstm_fast)
+        else:
+            assert row["round_peaks_gflops"] is None, row["id"]
         # half-precision weights: inference rows only, checked against their own oracle
         half = row["results"].get(
             f"lstm_fast_f16@{max(row['threads'])}" if len(row["threads"]) > 1 else "lstm_fast_f16"
@@ -161,3 +167,22 @@ def test_calls_per_round_floor_and_cap():
     assert per_round(1.5, 5, 2.0, 200) == 10
     # never more than 100 000 a round
     assert per_round(1.5, 5, 1e-9, 1) == 100_000
+
+
+@pytest.mark.skipif(not os.path.exists(RUN), reason="bench/ is not in this checkout")
+def test_round_peak_fraction():
+    """A training row's rate against the peak timed after each of its rounds:
+    the median over rounds of (flops / the round's median time) / its peak."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    try:
+        import run
+    finally:
+        sys.path.pop(0)
+    frac = run.round_peak_fraction
+    # 40 GFLOP a step; rounds at 0.2 s (200 GFLOP/s) against peaks of 250, 200
+    # and 400: ratios 0.8, 1.0, 0.5 -> 0.8
+    times = [[0.19, 0.2, 0.4], [0.2], [0.2, 0.2]]
+    assert frac(40e9, times, [250.0, 200.0, 400.0]) == pytest.approx(0.8)
+    # a round without samples or without a peak does not count
+    assert frac(40e9, [[], [0.2]], [250.0, 400.0]) == pytest.approx(0.5)
+    assert frac(40e9, [[0.2]], []) is None
