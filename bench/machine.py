@@ -38,6 +38,14 @@ ISA_FLAGS = [
 ]
 
 
+def usable_cpus():
+    """CPUs this process may run on (its affinity), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def cpu_info():
     model, flags, physical = "unknown", set(), set()
     try:
@@ -58,10 +66,7 @@ def cpu_info():
         if "physical id" in fields and "core id" in fields:
             physical.add((fields["physical id"], fields["core id"]))
     logical = os.cpu_count() or 1
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = logical
+    usable = usable_cpus()
     return {
         "cpu_model": model,
         "logical_cpus": logical,
@@ -165,11 +170,14 @@ def measure_peak(dtype=np.float32, n=4096, repeats=5):
 
 
 class PeakProbe:
-    """The matmul peak of measure_peak, timed once more on demand: between the
-    rounds of a training row, so that the row's GEMM rate can be set against
-    the peak of the same minutes. On a shared host the peak moves within a run
+    """The matmul of measure_peak, timed again on demand: between the rounds
+    of a training row, so that the row's GEMM rate can be set against the
+    peak of the same minutes. On a shared host the peak moves within a run
     (242 and 309 GFLOP/s at a run's start and end here), as much as the
-    training steps' own times do. The operands are made once."""
+    training steps' own times do. The operands are made once. Each call
+    takes the best of fewer products than measure_peak (2 against 5, to keep
+    the rounds short), so on a host whose rate swings it tends to come out
+    lower than the run's peak, and a rate against it higher."""
 
     def __init__(self, dtype=np.float32, n=4096):
         rng = np.random.default_rng(1)
@@ -180,8 +188,9 @@ class PeakProbe:
         np.matmul(self.a, self.b, out=self.out)  # threads started, pages touched
 
     def gflops(self, repeats=2):
-        """The best of `repeats` timings (as measure_peak's best: one product
-        took 152-318 GFLOP/s here from one half second to the next)."""
+        """The best of `repeats` timings, as measure_peak's best (one product
+        took 152-318 GFLOP/s here from one half second to the next: 15 of
+        them timed in one process, 2026-11-28)."""
         best = 0.0
         for _ in range(repeats):
             t0 = time.perf_counter()

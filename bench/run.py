@@ -338,8 +338,10 @@ def run_row(row, data, pool, names, settings, dtype, peak, peak_probe=None):
                 settings["budget_s"], rounds, estimate[lab], min_samples
             )
     samples = {lab: [] for lab, _ in live}
-    round_times = {lab: [] for lab, _ in live}  # each round's samples
-    round_peaks = []  # GFLOP/s of the matmul peak timed after each round (training rows)
+    # each round's samples per contender ([] where it did not run that round),
+    # and the matmul peak timed after each round (training rows): paired by index
+    round_times = {lab: [] for lab, _ in live}
+    round_peaks = []
     # Latency and streaming rows: p50 and p99 are of calls in a steady stream.
     # A turn's first call comes after the other contenders ran: its weights
     # evicted from the caches, its thread pool asleep, and the turn switch
@@ -363,6 +365,8 @@ def run_row(row, data, pool, names, settings, dtype, peak, peak_probe=None):
     probe = machine.BackgroundLoad([os.getpid(), *(w.proc.pid for w in pool.values())])
     for r in range(rounds):
         order = live[r % len(live) :] + live[: r % len(live)] if live else []
+        for lab, _ in live:
+            round_times[lab].append([])
         for lab, w in order:
             if results[lab].get("status") == "error":
                 continue
@@ -374,7 +378,7 @@ def run_row(row, data, pool, names, settings, dtype, peak, peak_probe=None):
                 first_calls[lab].append(times[0])
                 times = times[1:]
             samples[lab].extend(times)
-            round_times[lab].append(times)
+            round_times[lab][r] = times
             # the next contender starts once this one's thread pool has gone idle
             machine.wait_until_idle(w.proc.pid)
         if fixed is not None and results[ours_lab].get("status") != "error":
@@ -418,7 +422,11 @@ def run_row(row, data, pool, names, settings, dtype, peak, peak_probe=None):
             gflops = row["flops"] / float(np.median(t)) / 1e9
             entry["gflops"] = gflops
             entry["frac_peak"] = gflops / peak["best_gflops"]
-            if round_peaks and entry["threads"] == threads_all:  # the peak is on all cores
+            # the peak's product runs on every CPU: compare calls on as many
+            if round_peaks and entry["threads"] == machine.usable_cpus():
+                entry["round_median_ms"] = [
+                    float(np.median(t)) * 1e3 if len(t) else None for t in round_times[lab]
+                ]
                 entry["frac_round_peak"] = round_peak_fraction(
                     row["flops"], round_times[lab], round_peaks
                 )
@@ -473,7 +481,8 @@ def calls_per_round(budget_s, rounds, call_s, min_samples):
 def round_peak_fraction(flops, round_times, round_peaks):
     """A contender's GEMM rate against the peak of the same minutes: the median
     over rounds of (flops / the round's median call time) / the matmul peak
-    timed right after that round (GFLOP/s). None without a round of both."""
+    timed right after that round (GFLOP/s); round_times[r] and round_peaks[r]
+    are of round r. None without a round of both."""
     ratios = [
         flops / float(np.median(t)) / 1e9 / p
         for t, p in zip(round_times, round_peaks)
@@ -796,11 +805,12 @@ def write_markdown(path, result, names):
         "",
         "GFLOP/s by BENCH.md's formulas (train 24·T·B·H·(I+H), forward 8·T·B·H·(I+H)); "
         "% peak of the matmul peak above (the best of its timings at the run's start and "
-        "end); % round peak (training rows, all threads): the median over the row's rounds "
-        "of the GFLOP/s in that round against the matmul peak timed right after it (the "
-        "best of two products: the peak of the same minutes, which on a shared host moves "
-        "within a run as much as the steps' times do; the row's range of it under "
-        "Machine); RSS from each contender's "
+        "end); % round peak (training rows, on every CPU): the median over the row's "
+        "rounds of the GFLOP/s in that round against the matmul peak timed right after it "
+        "(the peak of the same minutes, which on a shared host moves within a run as much "
+        "as the steps' times do; the row's range of it under Machine; the best of two "
+        "products, where the run's peak is the best of five, so it tends to come out "
+        "lower); RSS from each contender's "
         "own worker process (peak during the row, and the process's base at the row's "
         "start: interpreter + library).",
         "",

@@ -80,6 +80,11 @@ def test_bench_quick(tmp_path):
             peaks = row["round_peaks_gflops"]
             assert peaks and all(p > 0 for p in peaks), row["id"]
             assert 0 < lstm_fast["frac_round_peak"] < 10, (row["id"], lstm_fast)
+            # each round's median beside its peak, so the fraction can be redone
+            medians = lstm_fast["round_median_ms"]
+            assert len(medians) == len(peaks) and all(m > 0 for m in medians), row["id"]
+            redone = sorted(row["flops"] / (m * 1e-3) / 1e9 / p for m, p in zip(medians, peaks))
+            assert min(redone) <= lstm_fast["frac_round_peak"] <= max(redone), row["id"]
         else:
             assert row["round_peaks_gflops"] is None, row["id"]
         # half-precision weights: inference rows only, checked against their own oracle
