@@ -64,8 +64,9 @@ __attribute__((noinline)) static void block(const float *w, const float *h, long
         a3 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 48), a3);
     }
     /* x / (1 + |x|) of the sums scaled by 250 / K (the weights average 2e-3,
-     * so x is about 2 h): in share mode h settles near 1 and stays in
-     * (-1, 1), as an LSTM's h does, with no denormals, zeros or overflow */
+     * so x is about 2 h): in share mode h settles at 0.5 (h = 2h / (1 + 2h))
+     * and stays in (-1, 1), as an LSTM's h does, with no denormals, zeros or
+     * overflow */
     const __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
     const __m512 x = _mm512_mul_ps(s, _mm512_set1_ps(250.0f / (float)K));
     _mm512_store_ps(out, _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_abs_ps(x))));
