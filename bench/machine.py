@@ -147,19 +147,45 @@ def machine_slug(info):
     return f"{model}-{info['usable_cpus']}c"
 
 
+class PeakProbe:
+    """A large square matmul through NumPy's BLAS on all cores, its operands
+    made once and its threads started: measure_peak times it at a run's start
+    and end, and run_row again between the rounds of a training row, so that
+    the row's GEMM rate can be set against the peak of the same minutes. On a
+    shared host the peak moves within a run (242 and 309 GFLOP/s at a run's
+    start and end here), as much as the training steps' own times do, and
+    one product took 152-318 GFLOP/s from one half second to the next (15 of
+    them timed in one process, 2026-11-28)."""
+
+    def __init__(self, dtype=np.float32, n=4096):
+        rng = np.random.default_rng(0)
+        self.n = n
+        self.a = rng.standard_normal((n, n)).astype(dtype)
+        self.b = rng.standard_normal((n, n)).astype(dtype)
+        self.out = np.empty((n, n), dtype)
+        np.matmul(self.a, self.b, out=self.out)  # threads started, pages touched
+
+    def rates(self, repeats):
+        """GFLOP/s of each of `repeats` products."""
+        out = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(self.a, self.b, out=self.out)
+            out.append(2.0 * self.n**3 / (time.perf_counter() - t0) / 1e9)
+        return out
+
+    def gflops(self, repeats=2):
+        """The best of `repeats` products. Between rounds it takes fewer than
+        measure_peak (2 against 5, to keep the rounds short), so on a host
+        whose rate swings it tends to come out lower than the run's peak, and
+        a rate against it higher."""
+        return max(self.rates(repeats))
+
+
 def measure_peak(dtype=np.float32, n=4096, repeats=5):
     """GFLOP/s of a large square matmul through NumPy's BLAS on all cores:
     the machine's practical GEMM peak. Best and median of `repeats` runs."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    out = np.empty((n, n), dtype)
-    np.matmul(a, b, out=out)  # warm-up: threads started, pages touched
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=out)
-        rates.append(2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
+    rates = PeakProbe(dtype, n).rates(repeats)
     return {
         "dtype": np.dtype(dtype).name,
         "n": n,
@@ -167,36 +193,6 @@ def measure_peak(dtype=np.float32, n=4096, repeats=5):
         "median_gflops": float(np.median(rates)),
         "blas": blas_info(),
     }
-
-
-class PeakProbe:
-    """The matmul of measure_peak, timed again on demand: between the rounds
-    of a training row, so that the row's GEMM rate can be set against the
-    peak of the same minutes. On a shared host the peak moves within a run
-    (242 and 309 GFLOP/s at a run's start and end here), as much as the
-    training steps' own times do. The operands are made once. Each call
-    takes the best of fewer products than measure_peak (2 against 5, to keep
-    the rounds short), so on a host whose rate swings it tends to come out
-    lower than the run's peak, and a rate against it higher."""
-
-    def __init__(self, dtype=np.float32, n=4096):
-        rng = np.random.default_rng(1)
-        self.n = n
-        self.a = rng.standard_normal((n, n)).astype(dtype)
-        self.b = rng.standard_normal((n, n)).astype(dtype)
-        self.out = np.empty((n, n), dtype)
-        np.matmul(self.a, self.b, out=self.out)  # threads started, pages touched
-
-    def gflops(self, repeats=2):
-        """The best of `repeats` timings, as measure_peak's best (one product
-        took 152-318 GFLOP/s here from one half second to the next: 15 of
-        them timed in one process, 2026-11-28)."""
-        best = 0.0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            np.matmul(self.a, self.b, out=self.out)
-            best = max(best, 2.0 * self.n**3 / (time.perf_counter() - t0) / 1e9)
-        return best
 
 
 def _clock_ticks():
